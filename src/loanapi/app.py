@@ -1,0 +1,109 @@
+"""The application factory: settings, database, middleware, error handlers and routers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+from loanapi import __version__
+from loanapi.api import admin, agent, auth, health
+from loanapi.config import Settings, get_settings
+from loanapi.db import create_engine, create_sessionmaker
+from loanapi.errors import install_error_handlers
+from loanapi.middleware import RequestContextMiddleware
+from loanapi.security import Hasher, token_codec
+from loanapi.users import service as users
+
+log = logging.getLogger("loanapi")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+TAGS = [
+    {"name": "auth", "description": "Registration, login and the caller's own account."},
+    {"name": "customer", "description": "A customer's own loan applications."},
+    {"name": "agent", "description": "Approved agents working applications for customers."},
+    {"name": "admin", "description": "Admins: accounts, agent applications, loan decisions."},
+    {"name": "products", "description": "Loan products and their current rates."},
+    {"name": "service", "description": "Health and readiness probes."},
+]
+
+
+async def bootstrap_admin(app: FastAPI) -> None:
+    """Create the first admin if none exists; print a generated password once."""
+    async with app.state.sessionmaker() as session, session.begin():
+        password = await users.ensure_admin(
+            session, settings=app.state.settings, hasher=app.state.hasher
+        )
+    if password is not None:
+        # Printed, not logged: it must reach the operator once and never a log store.
+        print(  # noqa: T201
+            f"Created admin user 'admin' with the generated password: {password}\n"
+            "Set LOANAPI_ADMIN_PASSWORD (or run `loanapi create-admin`) to choose one.",
+            flush=True,
+        )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        await bootstrap_admin(app)
+    except Exception:  # another worker created it at the same moment
+        log.warning("admin bootstrap skipped", exc_info=True)
+    yield
+    await app.state.engine.dispose()
+
+
+def _new_app(settings: Settings, **kwargs: Any) -> FastAPI:
+    common = {
+        "title": "loanapi",
+        "version": __version__,
+        "description": "Loan origination: customers apply, agents work applications, "
+        "admins decide. Errors are RFC 9457 problem details.",
+        "openapi_tags": TAGS,
+        "lifespan": lifespan,
+        "max_body_size": MAX_BODY_BYTES,
+        "swagger_ui_parameters": {"persistAuthorization": True},
+        **kwargs,
+    }
+    if settings.docs:
+        return FastAPIOffline(**common)
+    return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **common)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = (settings or get_settings()).with_secret()
+    logging.getLogger("loanapi").setLevel(settings.log_level)
+    app = _new_app(settings)
+    app.state.settings = settings
+    app.state.engine = create_engine(settings)
+    app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    app.state.hasher = Hasher(settings.pbkdf2_rounds)
+    app.state.codec = token_codec(settings)
+
+    install_error_handlers(app)
+    api = APIRouter(prefix="/api/v1")
+    for module in (auth, agent, admin):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["X-Request-ID", "ETag", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,152 @@
+"""The `loanapi` command."""
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from loanapi import migrate
+from loanapi.config import Settings
+
+app = typer.Typer(
+    help="loanapi: a loan origination REST API. Configure with LOANAPI_* environment variables.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db = typer.Typer(help="Database schema: migrate, or reset to empty.", no_args_is_help=True)
+app.add_typer(db, name="db")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        typer.echo(f"Invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+async def _bootstrap(settings: Settings) -> None:
+    from loanapi.app import bootstrap_admin, create_app
+
+    application = create_app(settings)
+    try:
+        await bootstrap_admin(application)
+    finally:
+        await application.state.engine.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations first")
+    ] = True,
+) -> None:
+    """Serve the API with uvicorn (uvloop and httptools when installed)."""
+    settings = _settings()
+    if not settings.secret_key:
+        # One key for every worker: a key per process would reject each other's tokens.
+        os.environ["LOANAPI_SECRET_KEY"] = secrets.token_urlsafe(48)
+        typer.echo(
+            "warning: LOANAPI_SECRET_KEY is not set; using a random key, so tokens will not "
+            "survive a restart",
+            err=True,
+        )
+        settings = _settings()
+    if migrate_first:
+        migrate.upgrade(settings.database_url)
+    asyncio.run(_bootstrap(settings))
+    uvicorn.run(
+        "loanapi.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=None if reload else workers,
+        reload=reload,
+        proxy_headers=True,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    migrate.upgrade(_settings().database_url)
+    typer.echo("database is at the latest revision")
+
+
+@db.command("reset")
+def db_reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: every row will be deleted")] = False,
+) -> None:
+    """Drop every table, migrate from scratch and recreate the admin (the old `recreate_db`)."""
+    if not yes:
+        typer.echo("This deletes every row. Run again with --yes to confirm.", err=True)
+        raise typer.Exit(1)
+    settings = _settings()
+    with typer.progressbar(length=3, label="Resetting the database") as progress:
+        migrate.reset(settings)
+        progress.update(2)
+        asyncio.run(_bootstrap(settings))
+        progress.update(1)
+    typer.echo("database reset")
+
+
+@app.command("create-admin")
+def create_admin(
+    username: Annotated[str, typer.Option(prompt=True)],
+    email: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Create an admin account (works when admins already exist)."""
+    from loanapi.users.models import Role
+    from loanapi.users.schemas import UserCreate
+
+    settings = _settings()
+    try:
+        data = UserCreate(username=username, email=email, password=password)
+    except ValueError as exc:
+        typer.echo(f"Invalid admin: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def create() -> None:
+        from loanapi.app import create_app
+        from loanapi.errors import ApiError
+        from loanapi.users import service as users
+
+        application = create_app(settings)
+        try:
+            async with application.state.sessionmaker() as session, session.begin():
+                await users.register(
+                    session,
+                    data=data,
+                    role=Role.admin,
+                    hasher=application.state.hasher,
+                    settings=application.state.settings,
+                )
+        except ApiError as exc:
+            typer.echo(f"Could not create the admin: {exc.detail}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            await application.state.engine.dispose()
+
+    asyncio.run(create())
+    typer.echo(f"admin {username} created")
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document (for SDK generators: `loanapi openapi > openapi.json`)."""
+    from loanapi.app import create_app
+
+    logging.getLogger("loanapi").setLevel(logging.ERROR)
+    settings = Settings(secret_key=secrets.token_urlsafe(48), docs=True)
+    typer.echo(json.dumps(create_app(settings).openapi(), indent=2))

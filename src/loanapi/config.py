@@ -1,0 +1,81 @@
+"""Settings, read from the environment (prefix LOANAPI_) and an optional .env file."""
+
+import logging
+import secrets
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger("loanapi")
+
+# Values copied from templates and tutorials; a deployment that keeps one is not secret.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changethis", "change-me", "changeme", "secret", "secret-key", "your-secret-key", "please"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOANAPI_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./loanapi.db"
+    secret_key: str | None = None
+    access_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    password_min_length: int = Field(default=8, ge=8, le=128)
+    pbkdf2_rounds: int = Field(default=600_000, ge=1_000)
+    admin_username: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = []
+    log_level: str = "INFO"
+    login_max_failures: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=100, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+    docs: bool = True
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def refuse_placeholder(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("LOANAPI_SECRET_KEY is a placeholder; set a random value")
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"LOANAPI_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in logging.getLevelNamesMapping():
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_secret(self) -> "Settings":
+        """Return settings that carry a signing key, generating one for development."""
+        if self.secret_key:
+            return self
+        log.warning(
+            "LOANAPI_SECRET_KEY is not set: using a random key; tokens will not survive a restart"
+        )
+        return self.model_copy(update={"secret_key": secrets.token_urlsafe(48)})
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings().with_secret()

@@ -1,0 +1,162 @@
+"""One error type, one body: RFC 9457 problem details for every failure."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+log = logging.getLogger("loanapi")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details body."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = Field(default=None, description="422 only: one per bad field")
+
+
+class ApiError(Exception):
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+        self.errors = errors
+
+
+class BadRequest(ApiError):
+    status, title = 400, "Bad Request"
+
+
+class Unauthorized(ApiError):
+    status, title = 401, "Unauthorized"
+
+    def __init__(self, detail: str = "Not authenticated", *, scheme: str = "Bearer") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": scheme})
+
+
+class Forbidden(ApiError):
+    status, title = 403, "Forbidden"
+
+
+class NotFound(ApiError):
+    status, title = 404, "Not Found"
+
+
+class Conflict(ApiError):
+    status, title = 409, "Conflict"
+
+
+class PreconditionFailed(ApiError):
+    status, title = 412, "Precondition Failed"
+
+
+class Unprocessable(ApiError):
+    status, title = 422, "Unprocessable Content"
+
+    @classmethod
+    def field(cls, loc: tuple[str | int, ...], msg: str, kind: str) -> "Unprocessable":
+        location = ".".join(map(str, loc))
+        return cls(f"{location}: {msg}", errors=[{"loc": list(loc), "msg": msg, "type": kind}])
+
+
+class TooManyRequests(ApiError):
+    status, title = 429, "Too Many Requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry documenting problem bodies for the given statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only location, message and type: echoing the input could reflect a password back.
+    return [
+        {
+            "loc": [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in jsonable_encoder(exc.errors())
+    ]
+
+
+async def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return problem_response(
+        exc.status, exc.detail, title=exc.title, headers=exc.headers, errors=exc.errors
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    first = errors[0] if errors else None
+    detail = f"{'.'.join(map(str, first['loc']))}: {first['msg']}" if first else "Invalid request"
+    return problem_response(422, detail, title="Unprocessable Content", errors=errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,118 @@
+"""Loan pricing: EMI and amortisation schedules in exact decimal arithmetic.
+
+Money is never touched by floats here; every intermediate step runs in a local decimal
+context wide enough that only the explicit rounding to cents affects the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+CENT = Decimal("0.01")
+PRECISION = 40
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+
+
+def to_cents(value: Decimal) -> Decimal:
+    """Round to whole cents the way a borrower expects (half away from zero)."""
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Installment:
+    """One line of a repayment schedule; balance is what remains after this payment."""
+
+    installment: int
+    payment: Decimal
+    principal: Decimal
+    interest: Decimal
+    balance: Decimal
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A full repayment plan, so totals and rows can never disagree."""
+
+    emi: Decimal
+    total_payable: Decimal
+    total_interest: Decimal
+    rows: tuple[Installment, ...]
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The figures a loan record keeps, without the per-month detail."""
+
+    emi: Decimal
+    total_payable: Decimal
+    total_interest: Decimal
+
+
+def _validate(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> None:
+    """Reject inputs for which the annuity formula is meaningless or divides by zero."""
+    if principal <= _ZERO:
+        raise ValueError("principal must be greater than zero")
+    if tenure_months < 1:
+        raise ValueError("tenure_months must be at least 1")
+    if annual_rate < _ZERO:
+        raise ValueError("annual_rate must not be negative")
+
+
+def monthly_rate(annual_rate: Decimal) -> Decimal:
+    """Convert a yearly percentage into the per-month fraction the formulas work with."""
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        return annual_rate / Decimal(1200)
+
+
+def emi(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Decimal:
+    """Equal monthly instalment that repays the principal with interest over the tenure."""
+    _validate(principal, annual_rate, tenure_months)
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        rate = monthly_rate(annual_rate)
+        if rate == _ZERO:
+            return to_cents(principal / tenure_months)
+        growth = (_ONE + rate) ** tenure_months
+        return to_cents(principal * rate * growth / (growth - _ONE))
+
+
+def _rows(
+    principal: Decimal, rate: Decimal, instalment: Decimal, tenure_months: int
+) -> tuple[Installment, ...]:
+    """Amortise month by month; the last row absorbs rounding so the balance ends at zero."""
+    rows: list[Installment] = []
+    balance = to_cents(principal)
+    for number in range(1, tenure_months + 1):
+        interest = to_cents(balance * rate)
+        if number < tenure_months:
+            principal_part = to_cents(instalment - interest)
+            payment = instalment
+        else:
+            principal_part = balance
+            payment = to_cents(principal_part + interest)
+        balance = to_cents(balance - principal_part)
+        rows.append(Installment(number, payment, principal_part, interest, balance))
+    return tuple(rows)
+
+
+def schedule(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Schedule:
+    """Full plan, so callers can show borrowers exactly where each payment goes."""
+    instalment = emi(principal, annual_rate, tenure_months)
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        rows = _rows(principal, monthly_rate(annual_rate), instalment, tenure_months)
+        total_payable = to_cents(sum((row.payment for row in rows), _ZERO))
+        total_interest = to_cents(total_payable - to_cents(principal))
+    return Schedule(instalment, total_payable, total_interest, rows)
+
+
+def price(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Terms:
+    """Totals derived from the real schedule, so stored terms match what is collected."""
+    plan = schedule(principal, annual_rate, tenure_months)
+    return Terms(plan.emi, plan.total_payable, plan.total_interest)

@@ -1,0 +1,76 @@
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Enum, Index, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loanapi.db import Base, UTCDateTime, utcnow
+
+
+class Role(enum.StrEnum):
+    customer = "customer"
+    agent = "agent"
+    admin = "admin"
+
+
+class UserStatus(enum.StrEnum):
+    active = "active"
+    pending = "pending"
+    rejected = "rejected"
+    disabled = "disabled"
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    # Stored as checked VARCHAR, not a native PostgreSQL enum: adding a value is then a plain
+    # migration, and both engines hold the same text.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(
+        String(32), unique=True, default=lambda: uuid.uuid4().hex
+    )
+    username: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    status: Mapped[UserStatus] = mapped_column(_enum(UserStatus, "user_status"))
+    # Set when an admin approves an agent; re-enabling a disabled agent checks it.
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("uq_users_username_lower", func.lower(username), unique=True),
+        Index("uq_users_email_lower", func.lower(email), unique=True),
+        Index("ix_users_role_status_created", "role", "status", "created_at", "id"),
+        Index("ix_users_created", "created_at", "id"),
+    )
+
+
+class LoginFailure(Base):
+    """A failed login, kept for the throttling window; shared by every server process."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(128))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_address_at", "address", "at"),
+    )

@@ -1,0 +1,50 @@
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from loanapi.users.models import Role, UserStatus
+
+Username = Annotated[
+    str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "alice",
+                    "email": "alice@example.com",
+                    "password": "correct-horse-battery",
+                    "phone": "+44 20 7946 0000",
+                }
+            ]
+        },
+    )
+
+    username: Username
+    email: Annotated[EmailStr, StringConstraints(max_length=320)]
+    # The configured minimum is checked by the service; 128 is the contract's maximum.
+    password: Annotated[str, Field(min_length=1, max_length=128)]
+    phone: Annotated[str | None, Field(max_length=32)] = None
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    email: str
+    phone: str | None
+    role: Role
+    status: UserStatus
+    created_at: datetime
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires")

@@ -1,0 +1,300 @@
+"""Users: registration, login, token holders, and the admin's decisions on accounts."""
+
+import logging
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from loanapi.config import Settings
+from loanapi.db import utcnow
+from loanapi.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
+from loanapi.pagination import Page, PageParams, keyset, make_page
+from loanapi.security import Hasher, InvalidToken, TokenCodec
+from loanapi.users.models import LoginFailure, Role, User, UserStatus
+from loanapi.users.schemas import UserCreate, UserRead
+
+log = logging.getLogger("loanapi")
+
+
+class InvalidCredentials(Unauthorized):
+    def __init__(self) -> None:
+        super().__init__("Incorrect username or password")
+
+
+class AgentNotApproved(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("Your application as an agent has not been approved by an admin yet.")
+
+
+class AccountDisabled(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("This account is disabled.")
+
+
+class LoginThrottled(TooManyRequests):
+    pass
+
+
+class InvalidTokenError(Unauthorized):
+    def __init__(self) -> None:
+        super().__init__("The token is invalid or expired")
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+async def register(
+    session: AsyncSession, *, data: UserCreate, role: Role, hasher: Hasher, settings: Settings
+) -> User:
+    if len(data.password) < settings.password_min_length:
+        raise Unprocessable.field(
+            ("body", "password"),
+            f"String should have at least {settings.password_min_length} characters",
+            "string_too_short",
+        )
+    await _ensure_unique(session, data.username, data.email)
+    user = User(
+        username=data.username,
+        email=data.email,
+        phone=data.phone,
+        role=role,
+        status=UserStatus.pending if role is Role.agent else UserStatus.active,
+        password_hash=await hasher.hash(data.password),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(user)
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise Conflict("That username or email is already registered") from exc
+    return user
+
+
+async def _ensure_unique(session: AsyncSession, username: str, email: str) -> None:
+    taken = await session.scalar(
+        select(User.username).where(func.lower(User.username) == username.lower())
+    )
+    if taken is not None:
+        raise Conflict("That username is already taken")
+    taken = await session.scalar(select(User.email).where(func.lower(User.email) == email.lower()))
+    if taken is not None:
+        raise Conflict("That email is already registered")
+
+
+# --- login ------------------------------------------------------------------------------------
+
+
+async def authenticate(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    address: str,
+    hasher: Hasher,
+    settings: Settings,
+    failures: async_sessionmaker[AsyncSession],
+) -> User:
+    """Check credentials; raise a typed error the API (and the legacy adapter) can translate.
+
+    Failed attempts are written through `failures`, a session factory of their own, because the
+    request's transaction is rolled back when the login fails.
+    """
+    await _check_throttle(session, username=username, address=address, settings=settings)
+    user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if user is None:
+        await hasher.dummy_verify(password)
+        await _record_failure(failures, username=username, address=address)
+        raise InvalidCredentials
+    valid, new_hash = await hasher.verify(password, user.password_hash)
+    if not valid:
+        await _record_failure(failures, username=username, address=address)
+        raise InvalidCredentials
+    if new_hash is not None:
+        user.password_hash = new_hash
+    if user.status is UserStatus.disabled:
+        raise AccountDisabled
+    if user.status is not UserStatus.active:
+        raise AgentNotApproved
+    return user
+
+
+async def _check_throttle(
+    session: AsyncSession, *, username: str, address: str, settings: Settings
+) -> None:
+    since = utcnow() - timedelta(minutes=settings.login_window_minutes)
+    checks = (
+        (LoginFailure.username == username.lower(), settings.login_max_failures, "this username"),
+        (LoginFailure.address == address, settings.login_max_failures_per_address, "this address"),
+    )
+    for condition, cap, what in checks:
+        count, oldest = (
+            await session.execute(
+                select(func.count(), func.min(LoginFailure.at)).where(
+                    condition, LoginFailure.at > since
+                )
+            )
+        ).one()
+        if count >= cap:
+            window = timedelta(minutes=settings.login_window_minutes)
+            retry_after = int((oldest + window - utcnow()).total_seconds()) + 1
+            raise LoginThrottled(
+                f"Too many failed logins for {what}; try again later.", retry_after=retry_after
+            )
+
+
+async def _record_failure(
+    failures: async_sessionmaker[AsyncSession], *, username: str, address: str
+) -> None:
+    async with failures() as session, session.begin():
+        session.add(LoginFailure(username=username.lower()[:128], address=address[:64]))
+
+
+async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCodec) -> User:
+    """The token's user, reloaded now: a disabled or rejected user's token stops working."""
+    try:
+        claims = codec.read(token)
+    except InvalidToken as exc:
+        raise InvalidTokenError from exc
+    user = await session.get(User, claims.user_id)
+    if user is None or user.status is not UserStatus.active:
+        raise InvalidTokenError
+    return user
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    page: PageParams,
+    roles: Iterable[Role] = (),
+    statuses: Iterable[UserStatus] = (),
+    exclude_id: int | None = None,
+) -> Page[UserRead]:
+    query = select(User)
+    if roles := list(roles):
+        query = query.where(User.role.in_(roles))
+    if statuses := list(statuses):
+        query = query.where(User.status.in_(statuses))
+    if exclude_id is not None:
+        query = query.where(User.id != exclude_id)
+    rows = (await session.scalars(keyset(query, page, User.created_at, User.id))).all()
+    return make_page(rows, page, UserRead)
+
+
+# --- account decisions ------------------------------------------------------------------------
+
+
+async def _change_status(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    role: Role | None,
+    allowed_from: Iterable[UserStatus],
+    values: dict[str, object],
+    refusal: str,
+) -> User:
+    """Conditional update: the status changes only if it is still one it may change from."""
+    condition = [User.id == user_id, User.status.in_(list(allowed_from))]
+    if role is not None:
+        condition.append(User.role == role)
+    changed = await session.scalar(
+        update(User)
+        .where(*condition)
+        .values(**values, updated_at=utcnow())
+        .returning(User)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    if changed is not None:
+        return changed
+    current = await session.get(User, user_id)
+    if current is None or (role is not None and current.role is not role):
+        raise NotFound(f"No {role.value if role else 'user'} with id {user_id}")
+    raise Conflict(refusal.format(status=current.status.value))
+
+
+async def approve_agent(session: AsyncSession, *, agent_id: int) -> User:
+    return await _change_status(
+        session,
+        user_id=agent_id,
+        role=Role.agent,
+        allowed_from=(UserStatus.pending, UserStatus.rejected),
+        values={"status": UserStatus.active, "approved_at": utcnow()},
+        refusal="Only a pending or rejected agent can be approved; this one is {status}",
+    )
+
+
+async def reject_agent(session: AsyncSession, *, agent_id: int) -> User:
+    return await _change_status(
+        session,
+        user_id=agent_id,
+        role=Role.agent,
+        allowed_from=(UserStatus.pending,),
+        values={"status": UserStatus.rejected},
+        refusal="Only a pending agent can be rejected; this one is {status}",
+    )
+
+
+async def disable_user(session: AsyncSession, *, user_id: int, actor: User) -> User:
+    if user_id == actor.id:
+        raise Conflict("You cannot disable your own account")
+    return await _change_status(
+        session,
+        user_id=user_id,
+        role=None,
+        allowed_from=(UserStatus.active, UserStatus.pending, UserStatus.rejected),
+        values={"status": UserStatus.disabled},
+        refusal="This user is already {status}",
+    )
+
+
+async def enable_user(session: AsyncSession, *, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user with id {user_id}")
+    # An agent who was never approved goes back to the queue rather than straight to active.
+    never_approved = user.role is Role.agent and user.approved_at is None
+    return await _change_status(
+        session,
+        user_id=user_id,
+        role=None,
+        allowed_from=(UserStatus.disabled,),
+        values={"status": UserStatus.pending if never_approved else UserStatus.active},
+        refusal="Only a disabled user can be enabled; this one is {status}",
+    )
+
+
+# --- bootstrap --------------------------------------------------------------------------------
+
+
+async def ensure_admin(session: AsyncSession, *, settings: Settings, hasher: Hasher) -> str | None:
+    """Create the first admin when none exists.
+
+    Uses LOANAPI_ADMIN_* when set; otherwise generates a password and returns it so the caller
+    can print it once. Returns None when an admin already existed.
+    """
+    exists = await session.scalar(select(User.id).where(User.role == Role.admin).limit(1))
+    if exists is not None:
+        return None
+    password = settings.admin_password or secrets.token_urlsafe(16)
+    admin = User(
+        username=settings.admin_username or "admin",
+        email=settings.admin_email or "admin@example.com",
+        role=Role.admin,
+        status=UserStatus.active,
+        password_hash=await hasher.hash(password),
+    )
+    session.add(admin)
+    await session.flush()
+    return None if settings.admin_password else password

@@ -1,0 +1,252 @@
+"""Test wiring: the whole suite runs once on SQLite and once on PostgreSQL.
+
+Each database is migrated with Alembic once per session; after every test its tables are emptied
+and the rows the migrations seeded are put back, so tests are isolated but cheap.
+"""
+
+import asyncio
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from loanapi import migrate
+from loanapi.app import bootstrap_admin, create_app
+from loanapi.config import Settings
+from loanapi.db import Base
+from loanapi.models import load_all
+
+load_all()
+
+POSTGRES_URL = os.environ.get("LOANAPI_TEST_POSTGRES_URL", "")
+ADMIN = {"username": "admin", "password": "admin-password-1", "email": "admin@example.com"}
+PASSWORD = "s3cret-pass"
+TEST_SECRET = secrets.token_urlsafe(48)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("CI") and not POSTGRES_URL:
+        raise pytest.UsageError("CI requires PostgreSQL: LOANAPI_TEST_POSTGRES_URL is not set")
+
+
+@dataclass
+class Database:
+    name: str
+    url: str
+    seed: dict[str, list[dict[str, Any]]]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+def _create_postgres_database() -> tuple[str, Callable[[], None]]:
+    base = make_url(POSTGRES_URL)
+    name = f"loanapi_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    async def admin(sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=base.host,
+            port=base.port or 5432,
+            user=base.username,
+            password=base.password,
+            database=base.database or "postgres",
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    return url, lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _read_seed(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Rows the migrations inserted (loan products, ...), to restore after each test."""
+
+    async def read() -> dict[str, list[dict[str, Any]]]:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+
+            def load(sync_conn: Any) -> dict[str, list[dict[str, Any]]]:
+                return {
+                    table.name: [dict(row._mapping) for row in sync_conn.execute(table.select())]
+                    for table in Base.metadata.sorted_tables
+                }
+
+            seed = await conn.run_sync(load)
+        await engine.dispose()
+        return seed
+
+    return asyncio.run(read())
+
+
+@pytest.fixture(
+    scope="session",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    if request.param == "sqlite":
+        path = Path(tmp_path_factory.mktemp("db")) / "loanapi.db"
+        url, drop = f"sqlite+aiosqlite:///{path}", lambda: None
+    else:
+        if not POSTGRES_URL:
+            pytest.skip("PostgreSQL not available (set LOANAPI_TEST_POSTGRES_URL)")
+        url, drop = _create_postgres_database()
+    try:
+        migrate.upgrade(url, configure_logging=False)
+        yield Database(request.param, url, _read_seed(url))
+    finally:
+        drop()
+
+
+def make_settings(database: Database, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database.url,
+        "secret_key": TEST_SECRET,
+        "pbkdf2_rounds": 1000,
+        "admin_username": ADMIN["username"],
+        "admin_password": ADMIN["password"],
+        "admin_email": ADMIN["email"],
+        "db_pool_size": 20,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def _reset(app: Any, database: Database) -> None:
+    engine = app.state.engine
+    ordered = Base.metadata.sorted_tables
+    async with engine.begin() as conn:
+        if database.is_sqlite:
+            for table in reversed(ordered):
+                await conn.execute(table.delete())
+        else:
+            names = ", ".join(f'"{t.name}"' for t in ordered)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        for table in ordered:
+            if rows := database.seed.get(table.name):
+                await conn.execute(table.insert(), rows)
+
+
+@pytest.fixture(scope="session")
+async def shared_app(database: Database) -> AsyncIterator[Any]:
+    app = create_app(make_settings(database))
+    yield app
+    await app.state.engine.dispose()
+
+
+@pytest.fixture
+async def app(shared_app: Any, database: Database) -> Any:
+    """The app on an emptied database holding only the seeded rows and the first admin."""
+    await _reset(shared_app, database)
+    await bootstrap_admin(shared_app)
+    return shared_app
+
+
+@pytest.fixture
+async def make_app(app: Any, database: Database) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """Another app with its own settings (throttling limits, ...) on the same test database."""
+    created: list[Any] = []
+
+    async def factory(**overrides: Any) -> Any:
+        new_app = create_app(make_settings(database, **overrides))
+        created.append(new_app)
+        return new_app
+
+    yield factory
+    for each in created:
+        await each.state.engine.dispose()
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as c:
+        yield c
+
+
+async def token_for(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Caller:
+    id: int
+    username: str
+    headers: dict[str, str]
+
+
+async def register(
+    client: httpx.AsyncClient, role: str, username: str, **extra: Any
+) -> dict[str, Any]:
+    body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD, **extra}
+    response = await client.post(f"/api/v1/auth/register/{role}", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient) -> Caller:
+    token = await token_for(client, ADMIN["username"], ADMIN["password"])
+    me = (await client.get("/api/v1/auth/me", headers=bearer(token))).json()
+    return Caller(me["id"], ADMIN["username"], bearer(token))
+
+
+@pytest.fixture
+def new_customer(client: httpx.AsyncClient) -> Callable[[str], Awaitable[Caller]]:
+    async def create(username: str) -> Caller:
+        user = await register(client, "customer", username)
+        return Caller(user["id"], username, bearer(await token_for(client, username)))
+
+    return create
+
+
+@pytest.fixture
+def new_agent(client: httpx.AsyncClient, admin: Caller) -> Callable[[str], Awaitable[Caller]]:
+    async def create(username: str) -> Caller:
+        user = await register(client, "agent", username)
+        approved = await client.post(
+            f"/api/v1/admin/agents/{user['id']}/approve", headers=admin.headers
+        )
+        assert approved.status_code == 200, approved.text
+        return Caller(user["id"], username, bearer(await token_for(client, username)))
+
+    return create
+
+
+@pytest.fixture
+async def customer(new_customer: Callable[[str], Awaitable[Caller]]) -> Caller:
+    return await new_customer("carol")
+
+
+@pytest.fixture
+async def agent(new_agent: Callable[[str], Awaitable[Caller]]) -> Caller:
+    return await new_agent("andy")
