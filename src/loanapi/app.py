@@ -10,10 +10,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from loanapi import __version__
-from loanapi.api import admin, agent, auth, health
+from loanapi.api import admin, agent, auth, customer, health, products
 from loanapi.config import Settings, get_settings
 from loanapi.db import create_engine, create_sessionmaker
 from loanapi.errors import install_error_handlers
+from loanapi.idempotency import Replay, replay_response
 from loanapi.middleware import RequestContextMiddleware
 from loanapi.security import Hasher, token_codec
 from loanapi.users import service as users
@@ -85,8 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.codec = token_codec(settings)
 
     install_error_handlers(app)
+    app.add_exception_handler(Replay, replay_response)
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, agent, admin):
+    for module in (auth, products, customer, agent, admin):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

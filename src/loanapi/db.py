@@ -1,10 +1,11 @@
 """Database wiring: declarative base, UTC timestamps, engine and the per-request session."""
 
+import enum
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, Enum, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -55,6 +56,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def checked_enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    """A VARCHAR with a CHECK, not a native PostgreSQL enum: the same text on both engines,
+    and a new value is a plain migration."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class Base(DeclarativeBase):

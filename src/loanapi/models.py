@@ -2,4 +2,5 @@
 
 
 def load_all() -> None:
+    import loanapi.loans.models  # noqa: F401
     import loanapi.users.models  # noqa: F401

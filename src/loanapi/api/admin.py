@@ -3,10 +3,22 @@
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from loanapi.api.deps import AdminUser, SessionDep, UserId
+from loanapi.api.common import loan_response
+from loanapi.api.deps import AdminUser, IfMatch, LoanFiltersDep, LoanId, SessionDep, UserId
 from loanapi.errors import problem_responses
+from loanapi.idempotency import IdempotencyDep
+from loanapi.loans import service as loans
+from loanapi.loans.models import LoanStatus, LoanType
+from loanapi.loans.schemas import (
+    LoanHistory,
+    LoanProductRead,
+    LoanProductUpdate,
+    LoanRead,
+    LoanReject,
+)
+from loanapi.loans.workflow import Action
 from loanapi.pagination import Page, PageDep
 from loanapi.users import service as users
 from loanapi.users.models import Role, User, UserStatus
@@ -121,3 +133,123 @@ async def disable_user(admin: AdminUser, session: SessionDep, user_id: UserId) -
 )
 async def enable_user(admin: AdminUser, session: SessionDep, user_id: UserId) -> User:
     return await users.enable_user(session, user_id=user_id)
+
+
+@router.get(
+    "/agents/{agent_id}/loan-requests",
+    response_model=Page[LoanRead],
+    operation_id="admin_agent_loan_requests",
+    summary="Loans one agent has requested, newest first",
+    responses=problem_responses(404),
+)
+async def agent_loan_requests(
+    admin: AdminUser,
+    session: SessionDep,
+    page: PageDep,
+    agent_id: UserId,
+    status: Annotated[LoanStatus | None, Query()] = None,
+) -> Page[LoanRead]:
+    return await loans.agent_requests(session, agent_id=agent_id, status=status, page=page)
+
+
+@router.get(
+    "/loans",
+    response_model=Page[LoanRead],
+    operation_id="admin_list_loans",
+    summary="All loans, filtered, newest first",
+)
+async def list_loans(
+    admin: AdminUser, session: SessionDep, page: PageDep, filters: LoanFiltersDep
+) -> Page[LoanRead]:
+    return await loans.list_loans(session, filters=filters, page=page)
+
+
+@router.get(
+    "/loans/{loan_id}",
+    response_model=LoanRead,
+    operation_id="admin_get_loan",
+    summary="One loan",
+    responses=problem_responses(404),
+)
+async def get_loan(
+    loan_id: LoanId, admin: AdminUser, session: SessionDep, response: Response
+) -> LoanRead:
+    return loan_response(await loans.get_loan(session, loan_id), response)
+
+
+@router.get(
+    "/loans/{loan_id}/history",
+    response_model=LoanHistory,
+    operation_id="admin_loan_history",
+    summary="Every change of a loan, oldest first",
+    responses=problem_responses(404),
+)
+async def loan_history(loan_id: LoanId, admin: AdminUser, session: SessionDep) -> LoanHistory:
+    return LoanHistory.model_validate(
+        {"items": await loans.history(session, loan_id)}, from_attributes=True
+    )
+
+
+@router.post(
+    "/loans/{loan_id}/approve",
+    response_model=LoanRead,
+    operation_id="admin_approve_loan",
+    summary="Approve a requested loan (final)",
+    responses=problem_responses(404, 409, 412),
+)
+async def approve_loan(
+    loan_id: LoanId,
+    admin: AdminUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    expected_version: IfMatch,
+    response: Response,
+) -> LoanRead:
+    loan = await loans.decide(
+        session,
+        loan_id=loan_id,
+        actor=admin,
+        action=Action.approve,
+        expected_version=expected_version,
+    )
+    return idem.record(loan_response(loan, response))
+
+
+@router.post(
+    "/loans/{loan_id}/reject",
+    response_model=LoanRead,
+    operation_id="admin_reject_loan",
+    summary="Reject a new or requested loan",
+    responses=problem_responses(404, 409, 412),
+)
+async def reject_loan(
+    loan_id: LoanId,
+    admin: AdminUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    expected_version: IfMatch,
+    response: Response,
+    data: LoanReject | None = None,
+) -> LoanRead:
+    loan = await loans.decide(
+        session,
+        loan_id=loan_id,
+        actor=admin,
+        action=Action.reject,
+        expected_version=expected_version,
+        reason=data.reason if data else None,
+    )
+    return idem.record(loan_response(loan, response))
+
+
+@router.put(
+    "/loan-products/{loan_type}",
+    response_model=LoanProductRead,
+    operation_id="admin_update_loan_product",
+    summary="Set a product's rate and bounds; applies to loans priced afterwards",
+)
+async def update_product(
+    loan_type: LoanType, data: LoanProductUpdate, admin: AdminUser, session: SessionDep
+) -> LoanProductRead:
+    product = await loans.update_product(session, loan_type=loan_type, data=data)
+    return LoanProductRead.model_validate(product)

@@ -1,9 +1,16 @@
 """What an approved agent can see and do."""
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from loanapi.api.deps import AgentUser, SessionDep
+from fastapi import APIRouter, Query, Response
+
+from loanapi.api.common import loan_response
+from loanapi.api.deps import AgentUser, IfMatch, LoanFiltersDep, LoanId, SessionDep
 from loanapi.errors import problem_responses
+from loanapi.idempotency import IdempotencyDep
+from loanapi.loans import service as loans
+from loanapi.loans.models import LoanStatus
+from loanapi.loans.schemas import LoanHistory, LoanRead, LoanRollback, LoanUpdate
 from loanapi.pagination import Page, PageDep
 from loanapi.users import service as users
 from loanapi.users.models import Role
@@ -20,3 +27,124 @@ router = APIRouter(prefix="/agent", tags=["agent"], responses=problem_responses(
 )
 async def list_customers(agent: AgentUser, session: SessionDep, page: PageDep) -> Page[UserRead]:
     return await users.list_users(session, page=page, roles=[Role.customer])
+
+
+@router.get(
+    "/loans",
+    response_model=Page[LoanRead],
+    operation_id="agent_list_loans",
+    summary="All loans, filtered, newest first",
+)
+async def list_loans(
+    agent: AgentUser, session: SessionDep, page: PageDep, filters: LoanFiltersDep
+) -> Page[LoanRead]:
+    return await loans.list_loans(session, filters=filters, page=page)
+
+
+@router.get(
+    "/loans/{loan_id}",
+    response_model=LoanRead,
+    operation_id="agent_get_loan",
+    summary="One loan",
+    responses=problem_responses(404),
+)
+async def get_loan(
+    loan_id: LoanId, agent: AgentUser, session: SessionDep, response: Response
+) -> LoanRead:
+    return loan_response(await loans.get_loan(session, loan_id), response)
+
+
+@router.patch(
+    "/loans/{loan_id}",
+    response_model=LoanRead,
+    operation_id="agent_edit_loan",
+    summary="Change a loan's terms (new, requested or rejected loans); re-prices it",
+    responses=problem_responses(404, 409, 412),
+)
+async def edit_loan(
+    loan_id: LoanId,
+    data: LoanUpdate,
+    agent: AgentUser,
+    session: SessionDep,
+    expected_version: IfMatch,
+    response: Response,
+) -> LoanRead:
+    loan = await loans.edit(
+        session, loan_id=loan_id, actor=agent, data=data, expected_version=expected_version
+    )
+    return loan_response(loan, response)
+
+
+@router.post(
+    "/loans/{loan_id}/request",
+    response_model=LoanRead,
+    operation_id="agent_request_loan",
+    summary="Forward a new loan to the admin on the customer's behalf",
+    responses=problem_responses(404, 409, 412),
+)
+async def request_loan(
+    loan_id: LoanId,
+    agent: AgentUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    expected_version: IfMatch,
+    response: Response,
+) -> LoanRead:
+    loan = await loans.request(
+        session, loan_id=loan_id, agent=agent, expected_version=expected_version
+    )
+    return idem.record(loan_response(loan, response))
+
+
+@router.post(
+    "/loans/{loan_id}/rollback",
+    response_model=LoanRead,
+    operation_id="agent_rollback_loan",
+    summary="Restore an earlier version's terms as a new version",
+    responses=problem_responses(404, 409, 412),
+)
+async def rollback_loan(
+    loan_id: LoanId,
+    data: LoanRollback,
+    agent: AgentUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    expected_version: IfMatch,
+    response: Response,
+) -> LoanRead:
+    loan = await loans.rollback(
+        session,
+        loan_id=loan_id,
+        actor=agent,
+        version=data.version,
+        expected_version=expected_version,
+    )
+    return idem.record(loan_response(loan, response))
+
+
+@router.get(
+    "/loans/{loan_id}/history",
+    response_model=LoanHistory,
+    operation_id="agent_loan_history",
+    summary="Every change of a loan, oldest first",
+    responses=problem_responses(404),
+)
+async def loan_history(loan_id: LoanId, agent: AgentUser, session: SessionDep) -> LoanHistory:
+    return LoanHistory.model_validate(
+        {"items": await loans.history(session, loan_id)}, from_attributes=True
+    )
+
+
+@router.get(
+    "/requests",
+    response_model=Page[LoanRead],
+    operation_id="agent_list_requests",
+    summary="Loans the caller has requested, newest first",
+)
+async def list_requests(
+    agent: AgentUser,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[LoanStatus | None, Query()] = None,
+) -> Page[LoanRead]:
+    return await loans.agent_requests(session, agent_id=agent.id, status=status, page=page)

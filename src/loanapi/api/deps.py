@@ -1,15 +1,18 @@
 """Typed dependencies: the session, the caller, and the role gates."""
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loanapi.config import Settings
 from loanapi.db import get_session
-from loanapi.errors import Forbidden, Unauthorized
+from loanapi.errors import Forbidden, Unauthorized, Unprocessable
+from loanapi.loans.models import LoanStatus, LoanType
+from loanapi.loans.service import LoanFilters
 from loanapi.security import Hasher, TokenCodec
 from loanapi.users import service as users
 from loanapi.users.models import Role, User
@@ -74,3 +77,84 @@ def id_path(description: str) -> object:
 
 
 UserId = Annotated[int, id_path("A user's id")]
+LoanId = Annotated[int, id_path("A loan's id")]
+
+
+def if_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=64,
+            description='The loan version you read, as its ETag: `"3"`. A stale one is a 412.',
+        ),
+    ] = None,
+) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+        raise Unprocessable.field(
+            ("header", "If-Match"), 'must be a loan version as an ETag, e.g. "3"', "value_error"
+        )
+    return int(raw)
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]
+
+
+def _bound(value: str | None, name: str, *, upper: bool) -> datetime | None:
+    """A bare date is that whole UTC day; a timestamp is exact. Upper bounds are exclusive."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = datetime.combine(date.fromisoformat(value), time.min, UTC)
+            return day + timedelta(days=1) if upper else day
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Unprocessable.field(
+            ("query", name),
+            "must be a date YYYY-MM-DD or an ISO 8601 timestamp",
+            "datetime_parsing",
+        ) from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment + timedelta(microseconds=1) if upper else moment
+
+
+DateQuery = Annotated[
+    str | None,
+    Query(max_length=40, description="YYYY-MM-DD (the whole UTC day) or an ISO 8601 timestamp"),
+]
+
+
+def loan_filters(
+    status: Annotated[LoanStatus | None, Query()] = None,
+    loan_type: Annotated[LoanType | None, Query()] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    created_from: DateQuery = None,
+    created_to: DateQuery = None,
+    updated_from: DateQuery = None,
+    updated_to: DateQuery = None,
+) -> LoanFilters:
+    filters = LoanFilters(
+        status=status,
+        loan_type=loan_type,
+        customer_id=customer_id,
+        created_from=_bound(created_from, "created_from", upper=False),
+        created_before=_bound(created_to, "created_to", upper=True),
+        updated_from=_bound(updated_from, "updated_from", upper=False),
+        updated_before=_bound(updated_to, "updated_to", upper=True),
+    )
+    for start, end, name in (
+        (filters.created_from, filters.created_before, "created_to"),
+        (filters.updated_from, filters.updated_before, "updated_to"),
+    ):
+        if start is not None and end is not None and end <= start:
+            raise Unprocessable.field(
+                ("query", name), "must not be before the start", "value_error"
+            )
+    return filters
+
+
+LoanFiltersDep = Annotated[LoanFilters, Depends(loan_filters)]

@@ -2,10 +2,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, Index, String, func
+from sqlalchemy import Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loanapi.db import Base, UTCDateTime, utcnow
+from loanapi.db import Base, UTCDateTime, checked_enum, utcnow
 
 
 class Role(enum.StrEnum):
@@ -21,19 +21,6 @@ class UserStatus(enum.StrEnum):
     disabled = "disabled"
 
 
-def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    # Stored as checked VARCHAR, not a native PostgreSQL enum: adding a value is then a plain
-    # migration, and both engines hold the same text.
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda members: [m.value for m in members],
-    )
-
-
 class User(Base):
     __tablename__ = "users"
 
@@ -45,8 +32,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
-    status: Mapped[UserStatus] = mapped_column(_enum(UserStatus, "user_status"))
+    role: Mapped[Role] = mapped_column(checked_enum(Role, "user_role"))
+    status: Mapped[UserStatus] = mapped_column(checked_enum(UserStatus, "user_status"))
     # Set when an admin approves an agent; re-enabling a disabled agent checks it.
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

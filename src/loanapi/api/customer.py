@@ -1,0 +1,119 @@
+"""A customer's own loans: every lookup is filtered by the caller, so others' loans are 404s."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from loanapi.api.common import loan_response
+from loanapi.api.deps import CustomerUser, IfMatch, LoanId, SessionDep
+from loanapi.errors import problem_responses
+from loanapi.idempotency import IdempotencyDep
+from loanapi.loans import service as loans
+from loanapi.loans.models import LoanStatus
+from loanapi.loans.schemas import LoanCreate, LoanHistory, LoanRead, ScheduleRead
+from loanapi.loans.workflow import Action
+from loanapi.pagination import Page, PageDep
+
+router = APIRouter(
+    prefix="/customer", tags=["customer"], responses=problem_responses(401, 403, 422)
+)
+
+
+@router.post(
+    "/loans",
+    status_code=201,
+    response_model=LoanRead,
+    operation_id="customer_apply_loan",
+    summary="Apply for a loan; the product's current rate prices it",
+    responses=problem_responses(409),
+)
+async def apply_loan(
+    data: LoanCreate,
+    customer: CustomerUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    response: Response,
+) -> LoanRead:
+    loan = await loans.apply(session, customer=customer, data=data)
+    return idem.record(loan_response(loan, response), 201)
+
+
+@router.get(
+    "/loans",
+    response_model=Page[LoanRead],
+    operation_id="customer_list_loans",
+    summary="The caller's own loans, newest first",
+)
+async def list_loans(
+    customer: CustomerUser,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[LoanStatus | None, Query()] = None,
+) -> Page[LoanRead]:
+    filters = loans.LoanFilters(customer_id=customer.id, status=status)
+    return await loans.list_loans(session, filters=filters, page=page)
+
+
+@router.get(
+    "/loans/{loan_id}",
+    response_model=LoanRead,
+    operation_id="customer_get_loan",
+    summary="One of the caller's loans",
+    responses=problem_responses(404),
+)
+async def get_loan(
+    loan_id: LoanId, customer: CustomerUser, session: SessionDep, response: Response
+) -> LoanRead:
+    return loan_response(await loans.get_loan(session, loan_id, customer_id=customer.id), response)
+
+
+@router.get(
+    "/loans/{loan_id}/history",
+    response_model=LoanHistory,
+    operation_id="customer_loan_history",
+    summary="Every change of one of the caller's loans, oldest first",
+    responses=problem_responses(404),
+)
+async def loan_history(loan_id: LoanId, customer: CustomerUser, session: SessionDep) -> LoanHistory:
+    events = await loans.history(session, loan_id, customer_id=customer.id)
+    return LoanHistory.model_validate({"items": events}, from_attributes=True)
+
+
+@router.post(
+    "/loans/{loan_id}/withdraw",
+    response_model=LoanRead,
+    operation_id="customer_withdraw_loan",
+    summary="Withdraw an application that is new or requested",
+    responses=problem_responses(404, 409, 412),
+)
+async def withdraw_loan(
+    loan_id: LoanId,
+    customer: CustomerUser,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    expected_version: IfMatch,
+    response: Response,
+) -> LoanRead:
+    loan = await loans.decide(
+        session,
+        loan_id=loan_id,
+        actor=customer,
+        action=Action.withdraw,
+        expected_version=expected_version,
+        customer_id=customer.id,
+    )
+    return idem.record(loan_response(loan, response))
+
+
+@router.get(
+    "/loans/{loan_id}/schedule",
+    response_model=ScheduleRead,
+    operation_id="customer_loan_schedule",
+    summary="The repayment schedule of one of the caller's loans",
+    responses=problem_responses(404),
+)
+async def loan_schedule(
+    loan_id: LoanId, customer: CustomerUser, session: SessionDep
+) -> ScheduleRead:
+    plan = await loans.schedule(session, loan_id, customer_id=customer.id)
+    return ScheduleRead.model_validate(plan, from_attributes=True)

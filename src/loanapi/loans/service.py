@@ -1,0 +1,413 @@
+"""Loans: applying, changing through the state machine, history, schedules, lists, products.
+
+Every change is a conditional UPDATE on (id, version) plus one LoanEvent in the same
+transaction, so two racing requests can never both win and versions have no holes.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loanapi.db import utcnow
+from loanapi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from loanapi.loans import pricing
+from loanapi.loans.models import EventAction, Loan, LoanEvent, LoanProduct, LoanStatus, LoanType
+from loanapi.loans.schemas import LoanCreate, LoanProductUpdate, LoanRead, LoanUpdate
+from loanapi.loans.workflow import EVENT_OF, Action, next_status
+from loanapi.pagination import Page, PageParams, keyset, make_page
+from loanapi.users.models import Role, User
+
+TERMS = ("loan_type", "principal", "annual_rate", "tenure_months")
+PRICED = ("emi", "total_payable", "total_interest")
+SNAPSHOT = (*TERMS, *PRICED, "status", "agent_id")
+
+
+class LoanNotFound(NotFound):
+    def __init__(self, loan_id: int) -> None:
+        super().__init__(f"No loan with id {loan_id}")
+
+
+class AlreadyRequested(Conflict):
+    def __init__(self) -> None:
+        super().__init__("Another agent has already requested this loan")
+
+
+class StaleVersion(PreconditionFailed):
+    def __init__(self, current: int) -> None:
+        super().__init__(f"The loan has changed: its current version is {current}")
+
+
+class ConcurrentChange(Conflict):
+    def __init__(self) -> None:
+        super().__init__("The loan was changed by another request at the same time; retry")
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, LoanType | LoanStatus):
+        return value.value
+    return value
+
+
+def snapshot_of(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _json(values[name]) for name in SNAPSHOT}
+
+
+def state_of(loan: Loan) -> dict[str, Any]:
+    return {name: getattr(loan, name) for name in SNAPSHOT}
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+async def list_products(session: AsyncSession) -> list[LoanProduct]:
+    return list((await session.scalars(select(LoanProduct).order_by(LoanProduct.loan_type))).all())
+
+
+async def get_product(session: AsyncSession, loan_type: LoanType) -> LoanProduct:
+    product = await session.get(LoanProduct, loan_type)
+    if product is None:
+        raise NotFound(f"No loan product {loan_type.value}")
+    return product
+
+
+async def update_product(
+    session: AsyncSession, *, loan_type: LoanType, data: LoanProductUpdate
+) -> LoanProduct:
+    if data.loan_type is not None and data.loan_type is not loan_type:
+        raise Unprocessable.field(
+            ("body", "loan_type"), "must equal the loan type in the path", "value_error"
+        )
+    product = await get_product(session, loan_type)
+    for name, value in data.model_dump(exclude={"loan_type"}).items():
+        setattr(product, name, value)
+    product.updated_at = utcnow()
+    await session.flush()
+    return product
+
+
+def _check_bounds(product: LoanProduct, principal: Decimal, tenure_months: int) -> None:
+    if not product.min_principal <= principal <= product.max_principal:
+        raise Unprocessable.field(
+            ("body", "principal"),
+            f"must be between {product.min_principal:.2f} and {product.max_principal:.2f} "
+            f"for {product.loan_type.value}",
+            "out_of_range",
+        )
+    if not product.min_tenure_months <= tenure_months <= product.max_tenure_months:
+        raise Unprocessable.field(
+            ("body", "tenure_months"),
+            f"must be between {product.min_tenure_months} and {product.max_tenure_months} "
+            f"months for {product.loan_type.value}",
+            "out_of_range",
+        )
+
+
+def _priced(
+    loan_type: LoanType, principal: Decimal, annual_rate: Decimal, tenure_months: int
+) -> dict[str, Any]:
+    principal = pricing.to_cents(principal)
+    terms = pricing.price(principal, annual_rate, tenure_months)
+    return {
+        "loan_type": loan_type,
+        "principal": principal,
+        "annual_rate": annual_rate,
+        "tenure_months": tenure_months,
+        "emi": terms.emi,
+        "total_payable": terms.total_payable,
+        "total_interest": terms.total_interest,
+    }
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+async def get_loan(session: AsyncSession, loan_id: int, *, customer_id: int | None = None) -> Loan:
+    """The loan, or 404; with `customer_id`, another customer's loan is simply not found."""
+    query = select(Loan).where(Loan.id == loan_id)
+    if customer_id is not None:
+        query = query.where(Loan.customer_id == customer_id)
+    loan = await session.scalar(query.execution_options(populate_existing=True))
+    if loan is None:
+        raise LoanNotFound(loan_id)
+    return loan
+
+
+async def history(
+    session: AsyncSession, loan_id: int, *, customer_id: int | None = None
+) -> list[LoanEvent]:
+    await get_loan(session, loan_id, customer_id=customer_id)
+    events = await session.scalars(
+        select(LoanEvent).where(LoanEvent.loan_id == loan_id).order_by(LoanEvent.version)
+    )
+    return list(events.all())
+
+
+async def schedule(session: AsyncSession, loan_id: int, *, customer_id: int) -> pricing.Schedule:
+    loan = await get_loan(session, loan_id, customer_id=customer_id)
+    return pricing.schedule(loan.principal, loan.annual_rate, loan.tenure_months)
+
+
+# --- changes ----------------------------------------------------------------------------------
+
+
+def _event(
+    loan_id: int,
+    version: int,
+    action: EventAction,
+    actor: User,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    reason: str | None = None,
+) -> LoanEvent:
+    changes = {
+        name: {"from": _json(before[name]) if before else None, "to": _json(after[name])}
+        for name in SNAPSHOT
+        if before is None or before[name] != after[name]
+    }
+    return LoanEvent(
+        loan_id=loan_id,
+        version=version,
+        action=action,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        at=utcnow(),
+        changes=changes,
+        snapshot=snapshot_of(after),
+        reason=reason,
+    )
+
+
+async def apply(session: AsyncSession, *, customer: User, data: LoanCreate) -> Loan:
+    product = await get_product(session, data.loan_type)
+    _check_bounds(product, data.principal, data.tenure_months)
+    values = _priced(data.loan_type, data.principal, product.annual_rate, data.tenure_months)
+    now = utcnow()
+    loan = Loan(
+        customer_id=customer.id,
+        agent_id=None,
+        status=LoanStatus.new,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
+    session.add(loan)
+    await session.flush()
+    session.add(_event(loan.id, 1, EventAction.created, customer, None, state_of(loan)))
+    await session.flush()
+    return loan
+
+
+async def _change(
+    session: AsyncSession,
+    *,
+    loan: Loan,
+    action: Action,
+    actor: User,
+    values: dict[str, Any],
+    expected_version: int | None,
+    reason: str | None = None,
+) -> Loan:
+    """Move `loan` through the state machine; no-op when nothing would change."""
+    if expected_version is not None and expected_version != loan.version:
+        raise StaleVersion(loan.version)
+    status = next_status(loan.status, action)
+    before = state_of(loan)
+    after = {**before, **values, "status": status}
+    if after == before:
+        return loan
+    version = loan.version + 1
+    changed = await session.scalar(
+        update(Loan)
+        .where(Loan.id == loan.id, Loan.version == loan.version)
+        .values(
+            **{k: v for k, v in after.items() if before[k] != v},
+            version=version,
+            updated_at=utcnow(),
+        )
+        .returning(Loan)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    if changed is None:
+        current = await get_loan(session, loan.id)
+        raise StaleVersion(current.version) if expected_version is not None else ConcurrentChange()
+    session.add(_event(loan.id, version, EVENT_OF[action], actor, before, after, reason))
+    await session.flush()
+    return changed
+
+
+async def edit(
+    session: AsyncSession,
+    *,
+    loan_id: int,
+    actor: User,
+    data: LoanUpdate,
+    expected_version: int | None,
+) -> Loan:
+    loan = await get_loan(session, loan_id)
+    if expected_version is not None and expected_version != loan.version:
+        raise StaleVersion(loan.version)
+    next_status(loan.status, Action.edit)  # 409 before any 422 about the terms
+    loan_type = data.loan_type or loan.loan_type
+    principal = pricing.to_cents(data.principal) if data.principal is not None else loan.principal
+    tenure = data.tenure_months if data.tenure_months is not None else loan.tenure_months
+    unchanged = (loan_type, principal, tenure) == (
+        loan.loan_type,
+        loan.principal,
+        loan.tenure_months,
+    )
+    if unchanged:
+        return loan
+    product = await get_product(session, loan_type)
+    _check_bounds(product, principal, tenure)
+    # A loan keeps the rate it was priced at, unless its type changes.
+    rate = product.annual_rate if loan_type is not loan.loan_type else loan.annual_rate
+    return await _change(
+        session,
+        loan=loan,
+        action=Action.edit,
+        actor=actor,
+        values=_priced(loan_type, principal, rate, tenure),
+        expected_version=expected_version,
+    )
+
+
+async def rollback(
+    session: AsyncSession,
+    *,
+    loan_id: int,
+    actor: User,
+    version: int,
+    expected_version: int | None,
+) -> Loan:
+    loan = await get_loan(session, loan_id)
+    if expected_version is not None and expected_version != loan.version:
+        raise StaleVersion(loan.version)
+    next_status(loan.status, Action.rollback)
+    if version >= loan.version:
+        raise Unprocessable.field(
+            ("body", "version"),
+            f"must be an earlier version of this loan (1 to {loan.version - 1})",
+            "out_of_range",
+        )
+    target = await session.scalar(
+        select(LoanEvent).where(LoanEvent.loan_id == loan_id, LoanEvent.version == version)
+    )
+    if target is None:
+        raise NotFound(f"Loan {loan_id} has no version {version}")
+    old = target.snapshot
+    values = _priced(
+        LoanType(old["loan_type"]),
+        Decimal(old["principal"]),
+        Decimal(old["annual_rate"]),
+        int(old["tenure_months"]),
+    )
+    return await _change(
+        session,
+        loan=loan,
+        action=Action.rollback,
+        actor=actor,
+        values=values,
+        expected_version=expected_version,
+    )
+
+
+async def request(
+    session: AsyncSession, *, loan_id: int, agent: User, expected_version: int | None
+) -> Loan:
+    loan = await get_loan(session, loan_id)
+    if loan.status is LoanStatus.requested and expected_version in (None, loan.version):
+        if loan.agent_id == agent.id:
+            return loan  # asking again is a no-op
+        raise AlreadyRequested
+    return await _change(
+        session,
+        loan=loan,
+        action=Action.request,
+        actor=agent,
+        values={"agent_id": agent.id},
+        expected_version=expected_version,
+    )
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    loan_id: int,
+    actor: User,
+    action: Action,
+    expected_version: int | None,
+    reason: str | None = None,
+    customer_id: int | None = None,
+) -> Loan:
+    """approve, reject or withdraw: a status change and nothing else."""
+    loan = await get_loan(session, loan_id, customer_id=customer_id)
+    return await _change(
+        session,
+        loan=loan,
+        action=action,
+        actor=actor,
+        values={},
+        expected_version=expected_version,
+        reason=reason,
+    )
+
+
+# --- lists ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoanFilters:
+    status: LoanStatus | None = None
+    loan_type: LoanType | None = None
+    customer_id: int | None = None
+    agent_id: int | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    updated_from: datetime | None = None
+    updated_before: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        equal = {
+            Loan.status: self.status,
+            Loan.loan_type: self.loan_type,
+            Loan.customer_id: self.customer_id,
+            Loan.agent_id: self.agent_id,
+        }
+        for column, value in equal.items():
+            if value is not None:
+                query = query.where(column == value)
+        if self.created_from is not None:
+            query = query.where(Loan.created_at >= self.created_from)
+        if self.created_before is not None:
+            query = query.where(Loan.created_at < self.created_before)
+        if self.updated_from is not None:
+            query = query.where(Loan.updated_at >= self.updated_from)
+        if self.updated_before is not None:
+            query = query.where(Loan.updated_at < self.updated_before)
+        return query
+
+
+async def list_loans(
+    session: AsyncSession, *, filters: LoanFilters, page: PageParams
+) -> Page[LoanRead]:
+    query = keyset(filters.apply(select(Loan)), page, Loan.created_at, Loan.id)
+    rows = (await session.scalars(query)).all()
+    return make_page(rows, page, LoanRead)
+
+
+async def agent_requests(
+    session: AsyncSession, *, agent_id: int, status: LoanStatus | None, page: PageParams
+) -> Page[LoanRead]:
+    agent = await session.get(User, agent_id)
+    if agent is None or agent.role is not Role.agent:
+        raise NotFound(f"No agent with id {agent_id}")
+    return await list_loans(
+        session, filters=LoanFilters(agent_id=agent_id, status=status), page=page
+    )
