@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = _new_app(settings)
     app.state.settings = settings
     app.state.engine = create_engine(settings)
+    app.state.write_engine = app.state.engine.execution_options(sqlite_immediate=True)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
     app.state.hasher = Hasher(settings.pbkdf2_rounds)
     app.state.codec = token_codec(settings)

@@ -124,13 +124,21 @@ def mark_write(request: Request) -> None:
     request.state.writes = True
 
 
+def mark_read(request: Request) -> None:
+    """Route dependency for a POST whose own transaction only reads (login)."""
+    request.state.writes = False
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit when the handler returns, roll back on any error."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    writes = request.method in WRITE_METHODS or getattr(request.state, "writes", False)
-    async with sessionmaker() as session:
-        if writes and request.app.state.settings.is_sqlite:
-            await session.connection(execution_options={"sqlite_immediate": True})
+    """One transaction per request: commit when the handler returns, roll back on any error.
+
+    On SQLite a write request's transaction starts with BEGIN IMMEDIATE (at its first
+    statement), so concurrent writers queue on the lock instead of failing.
+    """
+    state = request.app.state
+    writes = getattr(request.state, "writes", request.method in WRITE_METHODS)
+    bind = state.write_engine if writes and state.settings.is_sqlite else state.engine
+    async with state.sessionmaker(bind=bind) as session:
         try:
             yield session
         except BaseException:

@@ -5,6 +5,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordRequ
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loanapi.api.deps import CodecDep, CurrentUser, HasherDep, SessionDep, SettingsDep
+from loanapi.db import mark_read
 from loanapi.errors import Unauthorized, problem_responses
 from loanapi.security import TokenCodec
 from loanapi.users import service as users
@@ -75,12 +76,13 @@ async def _login(
         address=client_address(request),
         hasher=hasher,
         settings=settings,
-        failures=request.app.state.sessionmaker,
+        writer=request.app.state.sessionmaker,
     )
 
 
 @router.post(
     "/token",
+    dependencies=[Depends(mark_read)],
     response_model=Token,
     operation_id="auth_token",
     summary="Log in with the OAuth2 password flow (form fields username, password)",
@@ -101,6 +103,7 @@ async def token(
 
 @router.post(
     "/login",
+    dependencies=[Depends(mark_read)],
     response_model=Token,
     operation_id="auth_login",
     summary="Log in with HTTP Basic credentials",

@@ -63,6 +63,7 @@ async def register(
             f"String should have at least {settings.password_min_length} characters",
             "string_too_short",
         )
+    password_hash = await hasher.hash(data.password)  # before the first query: no lock held
     await _ensure_unique(session, data.username, data.email)
     user = User(
         username=data.username,
@@ -70,7 +71,7 @@ async def register(
         phone=data.phone,
         role=role,
         status=UserStatus.pending if role is Role.agent else UserStatus.active,
-        password_hash=await hasher.hash(data.password),
+        password_hash=password_hash,
     )
     try:
         async with session.begin_nested():
@@ -102,25 +103,26 @@ async def authenticate(
     address: str,
     hasher: Hasher,
     settings: Settings,
-    failures: async_sessionmaker[AsyncSession],
+    writer: async_sessionmaker[AsyncSession],
 ) -> User:
     """Check credentials; raise a typed error the API (and the legacy adapter) can translate.
 
-    Failed attempts are written through `failures`, a session factory of their own, because the
-    request's transaction is rolled back when the login fails.
+    The request's transaction only reads: failed attempts and upgraded hashes are written
+    through `writer`, in short transactions of their own, because a failed login rolls the
+    request back and a slow hash must not hold a write lock.
     """
     await _check_throttle(session, username=username, address=address, settings=settings)
     user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     if user is None:
         await hasher.dummy_verify(password)
-        await _record_failure(failures, username=username, address=address)
+        await _record_failure(writer, username=username, address=address)
         raise InvalidCredentials
     valid, new_hash = await hasher.verify(password, user.password_hash)
     if not valid:
-        await _record_failure(failures, username=username, address=address)
+        await _record_failure(writer, username=username, address=address)
         raise InvalidCredentials
     if new_hash is not None:
-        user.password_hash = new_hash
+        await _save_hash(writer, user_id=user.id, password_hash=new_hash)
     if user.status is UserStatus.disabled:
         raise AccountDisabled
     if user.status is not UserStatus.active:
@@ -153,10 +155,19 @@ async def _check_throttle(
 
 
 async def _record_failure(
-    failures: async_sessionmaker[AsyncSession], *, username: str, address: str
+    writer: async_sessionmaker[AsyncSession], *, username: str, address: str
 ) -> None:
-    async with failures() as session, session.begin():
+    async with writer() as session, session.begin():
         session.add(LoginFailure(username=username.lower()[:128], address=address[:64]))
+
+
+async def _save_hash(
+    writer: async_sessionmaker[AsyncSession], *, user_id: int, password_hash: str
+) -> None:
+    async with writer() as session, session.begin():
+        await session.execute(
+            update(User).where(User.id == user_id).values(password_hash=password_hash)
+        )
 
 
 async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCodec) -> User:
