@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from loanapi import __version__
-from loanapi.api import admin, agent, auth, customer, health, products
+from loanapi.api import admin, agent, auth, customer, health, legacy, products
 from loanapi.config import Settings, get_settings
 from loanapi.db import create_engine, create_sessionmaker
 from loanapi.errors import install_error_handlers
@@ -30,6 +30,11 @@ TAGS = [
     {"name": "admin", "description": "Admins: accounts, agent applications, loan decisions."},
     {"name": "products", "description": "Loan products and their current rates."},
     {"name": "service", "description": "Health and readiness probes."},
+    {
+        "name": "legacy",
+        "description": "The original Flask system's endpoints, kept for its clients. Deprecated: "
+        "new clients use /api/v1.",
+    },
 ]
 
 
@@ -93,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(legacy.router)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -108,5 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             expose_headers=["X-Request-ID", "ETag", "Retry-After"],
         )
+    app.add_middleware(legacy.CaseInsensitivePaths, router=legacy.router)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -2,7 +2,7 @@
 
 import enum
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import DateTime, Enum, MetaData, event
@@ -30,6 +30,11 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of `day`: a bare date in a filter means that whole UTC day."""
+    return datetime.combine(day, time.min, UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,7 +1,7 @@
 """Typed dependencies: the session, the caller, and the role gates."""
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loanapi.config import Settings
-from loanapi.db import get_session
+from loanapi.db import day_start, get_session
 from loanapi.errors import Forbidden, Unauthorized, Unprocessable
 from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.service import LoanFilters
@@ -109,7 +109,7 @@ def _bound(value: str | None, name: str, *, upper: bool) -> datetime | None:
         return None
     try:
         if len(value) == 10:
-            day = datetime.combine(date.fromisoformat(value), time.min, UTC)
+            day = day_start(date.fromisoformat(value))
             return day + timedelta(days=1) if upper else day
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -365,6 +365,7 @@ async def decide(
 @dataclass(frozen=True)
 class LoanFilters:
     status: LoanStatus | None = None
+    any_status: tuple[LoanStatus, ...] = ()  # several statuses at once (legacy "New")
     loan_type: LoanType | None = None
     customer_id: int | None = None
     agent_id: int | None = None
@@ -383,6 +384,8 @@ class LoanFilters:
         for column, value in equal.items():
             if value is not None:
                 query = query.where(column == value)
+        if self.any_status:
+            query = query.where(Loan.status.in_(self.any_status))
         if self.created_from is not None:
             query = query.where(Loan.created_at >= self.created_from)
         if self.created_before is not None:

@@ -19,7 +19,7 @@ from loanapi.errors import (
     Unauthorized,
     Unprocessable,
 )
-from loanapi.pagination import Page, PageParams, keyset, make_page
+from loanapi.pagination import Page, PageParams, T, keyset, make_page
 from loanapi.security import Hasher, InvalidToken, TokenCodec
 from loanapi.users.models import LoginFailure, Role, User, UserStatus
 from loanapi.users.schemas import UserCreate, UserRead
@@ -192,7 +192,8 @@ async def list_users(
     roles: Iterable[Role] = (),
     statuses: Iterable[UserStatus] = (),
     exclude_id: int | None = None,
-) -> Page[UserRead]:
+    item: type[T] = UserRead,  # type: ignore[assignment]
+) -> Page[T]:
     query = select(User)
     if roles := list(roles):
         query = query.where(User.role.in_(roles))
@@ -201,7 +202,7 @@ async def list_users(
     if exclude_id is not None:
         query = query.where(User.id != exclude_id)
     rows = (await session.scalars(keyset(query, page, User.created_at, User.id))).all()
-    return make_page(rows, page, UserRead)
+    return make_page(rows, page, item)
 
 
 # --- account decisions ------------------------------------------------------------------------
