@@ -124,6 +124,7 @@ def make_settings(database: Database, **overrides: Any) -> Settings:
         "admin_password": ADMIN["password"],
         "admin_email": ADMIN["email"],
         "db_pool_size": 20,
+        "register_max_per_address": 10_000,
         "_env_file": None,
     }
     values.update(overrides)

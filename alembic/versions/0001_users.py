@@ -1,4 +1,4 @@
-"""users and login failures
+"""users and rate events
 
 Revision ID: 0001
 Revises:
@@ -49,17 +49,18 @@ def upgrade() -> None:
     op.create_index("ix_users_role_status_created", "users", ["role", "status", "created_at", "id"])
 
     op.create_table(
-        "login_failures",
+        "rate_events",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("username", sa.String(length=128), nullable=False),
-        sa.Column("address", sa.String(length=64), nullable=False),
+        sa.Column("scope", sa.String(length=32), nullable=False),
+        sa.Column("subject", sa.String(length=128), nullable=False),
         sa.Column("at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rate_events")),
     )
-    op.create_index("ix_login_failures_username_at", "login_failures", ["username", "at"])
-    op.create_index("ix_login_failures_address_at", "login_failures", ["address", "at"])
+    op.create_index(
+        "ix_rate_events_scope_subject_at", "rate_events", ["scope", "subject", "at"]
+    )
 
 
 def downgrade() -> None:
-    op.drop_table("login_failures")
+    op.drop_table("rate_events")
     op.drop_table("users")

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import IntegrityError
 
 from loanapi import __version__
 from loanapi.api import admin, agent, auth, customer, health, legacy, products
@@ -20,8 +21,6 @@ from loanapi.security import Hasher, token_codec
 from loanapi.users import service as users
 
 log = logging.getLogger("loanapi")
-
-MAX_BODY_BYTES = 1024 * 1024
 
 TAGS = [
     {"name": "auth", "description": "Registration, login and the caller's own account."},
@@ -39,15 +38,23 @@ TAGS = [
 
 
 async def bootstrap_admin(app: FastAPI) -> None:
-    """Create the first admin if none exists; print a generated password once."""
-    async with app.state.sessionmaker() as session, session.begin():
-        password = await users.ensure_admin(
-            session, settings=app.state.settings, hasher=app.state.hasher
-        )
+    """Create the first admin if none exists; print a generated password once.
+
+    Several processes may start at once on an empty database: the loser of that race finds
+    the username taken and leaves the winner's admin in place.
+    """
+    settings = app.state.settings
+    try:
+        async with app.state.sessionmaker() as session, session.begin():
+            password = await users.ensure_admin(session, settings=settings, hasher=app.state.hasher)
+    except IntegrityError:
+        log.info("the first admin was created by another process")
+        return
     if password is not None:
         # Printed, not logged: it must reach the operator once and never a log store.
         print(  # noqa: T201
-            f"Created admin user 'admin' with the generated password: {password}\n"
+            f"Created admin user {settings.admin_username or 'admin'!r} with the generated "
+            f"password: {password}\n"
             "Set LOANAPI_ADMIN_PASSWORD (or run `loanapi create-admin`) to choose one.",
             flush=True,
         )
@@ -55,10 +62,7 @@ async def bootstrap_admin(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    try:
-        await bootstrap_admin(app)
-    except Exception:  # another worker created it at the same moment
-        log.warning("admin bootstrap skipped", exc_info=True)
+    await bootstrap_admin(app)
     yield
     await app.state.engine.dispose()
 
@@ -71,7 +75,6 @@ def _new_app(settings: Settings, **kwargs: Any) -> FastAPI:
         "admins decide. Errors are RFC 9457 problem details.",
         "openapi_tags": TAGS,
         "lifespan": lifespan,
-        "max_body_size": MAX_BODY_BYTES,
         "swagger_ui_parameters": {"persistAuthorization": True},
         **kwargs,
     }

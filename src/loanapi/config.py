@@ -18,7 +18,10 @@ MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOANAPI_", env_file=".env", extra="ignore")
+    # An empty variable (compose passes unset ones as "") means "not set".
+    model_config = SettingsConfigDict(
+        env_prefix="LOANAPI_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///./loanapi.db"
     secret_key: str | None = None
@@ -33,6 +36,8 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=10, ge=1)
     login_max_failures_per_address: int = Field(default=100, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
+    register_max_per_address: int = Field(default=20, ge=1)
+    register_window_minutes: int = Field(default=60, ge=1)
     docs: bool = True
     db_pool_size: int = Field(default=10, ge=1)
 

@@ -1,35 +1,43 @@
-"""Pure ASGI middleware: request ids, security headers, the last-resort 500."""
+"""Pure ASGI middleware: request ids, the body size limit, security headers, the last-resort 500."""
 
 import json
 import logging
 import re
 import uuid
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("loanapi")
 
+MAX_BODY_BYTES = 1024 * 1024
+TOO_LARGE = f"The request body is larger than {MAX_BODY_BYTES} bytes."
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_INTERNAL_ERROR = json.dumps(
-    {
-        "type": "about:blank",
-        "title": "Internal Server Error",
-        "status": 500,
-        "detail": "An unexpected error occurred; it has been logged.",
-    }
-).encode()
+
+
+def _problem(status: int, title: str, detail: str) -> bytes:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return json.dumps(body).encode()
+
+
+_INTERNAL_ERROR = _problem(
+    500, "Internal Server Error", "An unexpected error occurred; it has been logged."
+)
+_TOO_LARGE = _problem(413, "Content Too Large", TOO_LARGE)
 
 
 class RequestContextMiddleware:
     """Outermost layer: every response, errors included, carries X-Request-ID and nosniff.
 
-    The caller's id is kept when it is a sane token, else a new one is made. An exception that
-    nothing else handled becomes a problem+json 500 without a traceback.
+    The caller's id is kept when it is a sane token, else a new one is made. Request bodies over
+    1 MiB are refused with 413, counted while they stream (a Content-Length is not trusted).
+    An exception that nothing else handled becomes a problem+json 500 without a traceback.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,23 +59,42 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        if self._declared_length(scope) > self.max_body:
+            await self._send(send_with_headers, 413, _TOO_LARGE)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    # The app renders it as problem+json, like any HTTP error.
+                    raise HTTPException(413, TOO_LARGE)
+            return message
+
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, limited_receive, send_with_headers)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await send_with_headers(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/problem+json"),
-                        (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
-                    ],
-                }
-            )
-            await send_with_headers({"type": "http.response.body", "body": _INTERNAL_ERROR})
+            await self._send(send_with_headers, 500, _INTERNAL_ERROR)
+
+    @staticmethod
+    async def _send(send: Send, status: int, body: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
     @staticmethod
     def _request_id(scope: Scope) -> str:
@@ -77,3 +104,13 @@ class RequestContextMiddleware:
                 if _VALID_REQUEST_ID.match(candidate):
                     return candidate
         return uuid.uuid4().hex
+
+    @staticmethod
+    def _declared_length(scope: Scope) -> int:
+        for key, value in scope.get("headers", []):
+            if key == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 0
+        return 0

@@ -21,7 +21,7 @@ from loanapi.loans.schemas import (
 from loanapi.loans.workflow import Action
 from loanapi.pagination import Page, PageDep
 from loanapi.users import service as users
-from loanapi.users.models import Role, User, UserStatus
+from loanapi.users.models import Role, UserStatus
 from loanapi.users.schemas import UserRead
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=problem_responses(401, 403, 422))
@@ -98,8 +98,12 @@ async def list_agent_applications(
     summary="Approve an agent's application",
     responses=problem_responses(404, 409),
 )
-async def approve_agent(admin: AdminUser, session: SessionDep, agent_id: UserId) -> User:
-    return await users.approve_agent(session, agent_id=agent_id)
+async def approve_agent(
+    admin: AdminUser, session: SessionDep, agent_id: UserId, idem: IdempotencyDep
+) -> UserRead:
+    return idem.record(
+        UserRead.model_validate(await users.approve_agent(session, agent_id=agent_id))
+    )
 
 
 @router.post(
@@ -109,8 +113,12 @@ async def approve_agent(admin: AdminUser, session: SessionDep, agent_id: UserId)
     summary="Reject a pending agent's application",
     responses=problem_responses(404, 409),
 )
-async def reject_agent(admin: AdminUser, session: SessionDep, agent_id: UserId) -> User:
-    return await users.reject_agent(session, agent_id=agent_id)
+async def reject_agent(
+    admin: AdminUser, session: SessionDep, agent_id: UserId, idem: IdempotencyDep
+) -> UserRead:
+    return idem.record(
+        UserRead.model_validate(await users.reject_agent(session, agent_id=agent_id))
+    )
 
 
 @router.post(
@@ -120,8 +128,12 @@ async def reject_agent(admin: AdminUser, session: SessionDep, agent_id: UserId) 
     summary="Disable a user; their tokens stop working at once",
     responses=problem_responses(404, 409),
 )
-async def disable_user(admin: AdminUser, session: SessionDep, user_id: UserId) -> User:
-    return await users.disable_user(session, user_id=user_id, actor=admin)
+async def disable_user(
+    admin: AdminUser, session: SessionDep, user_id: UserId, idem: IdempotencyDep
+) -> UserRead:
+    return idem.record(
+        UserRead.model_validate(await users.disable_user(session, user_id=user_id, actor=admin))
+    )
 
 
 @router.post(
@@ -131,8 +143,10 @@ async def disable_user(admin: AdminUser, session: SessionDep, user_id: UserId) -
     summary="Enable a disabled user again",
     responses=problem_responses(404, 409),
 )
-async def enable_user(admin: AdminUser, session: SessionDep, user_id: UserId) -> User:
-    return await users.enable_user(session, user_id=user_id)
+async def enable_user(
+    admin: AdminUser, session: SessionDep, user_id: UserId, idem: IdempotencyDep
+) -> UserRead:
+    return idem.record(UserRead.model_validate(await users.enable_user(session, user_id=user_id)))
 
 
 @router.get(

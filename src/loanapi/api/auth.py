@@ -1,23 +1,17 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordRequestForm
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from loanapi.api.deps import CodecDep, CurrentUser, HasherDep, SessionDep, SettingsDep
+from loanapi.api.deps import AccountsDep, CodecDep, CurrentUser
 from loanapi.db import mark_read
 from loanapi.errors import Unauthorized, problem_responses
 from loanapi.security import TokenCodec
-from loanapi.users import service as users
 from loanapi.users.models import Role, User
 from loanapi.users.schemas import Token, UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 basic = HTTPBasic(auto_error=False, description="Username and password")
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def issue_token(codec: TokenCodec, user: User, response: Response) -> Token:
@@ -37,12 +31,8 @@ def issue_token(codec: TokenCodec, user: User, response: Response) -> Token:
     summary="Register a customer (active at once)",
     responses=problem_responses(409, 422),
 )
-async def register_customer(
-    data: UserCreate, session: SessionDep, hasher: HasherDep, settings: SettingsDep
-) -> User:
-    return await users.register(
-        session, data=data, role=Role.customer, hasher=hasher, settings=settings
-    )
+async def register_customer(data: UserCreate, accounts: AccountsDep) -> User:
+    return await accounts.register(data, Role.customer)
 
 
 @router.post(
@@ -53,31 +43,8 @@ async def register_customer(
     summary="Apply as an agent (pending until an admin approves)",
     responses=problem_responses(409, 422),
 )
-async def register_agent(
-    data: UserCreate, session: SessionDep, hasher: HasherDep, settings: SettingsDep
-) -> User:
-    return await users.register(
-        session, data=data, role=Role.agent, hasher=hasher, settings=settings
-    )
-
-
-async def _login(
-    request: Request,
-    session: AsyncSession,
-    username: str,
-    password: str,
-    hasher: HasherDep,
-    settings: SettingsDep,
-) -> User:
-    return await users.authenticate(
-        session,
-        username=username,
-        password=password,
-        address=client_address(request),
-        hasher=hasher,
-        settings=settings,
-        writer=request.app.state.sessionmaker,
-    )
+async def register_agent(data: UserCreate, accounts: AccountsDep) -> User:
+    return await accounts.register(data, Role.agent)
 
 
 @router.post(
@@ -89,15 +56,12 @@ async def _login(
     responses=problem_responses(401, 403, 422, 429),
 )
 async def token(
-    request: Request,
     response: Response,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: SessionDep,
-    hasher: HasherDep,
-    settings: SettingsDep,
+    accounts: AccountsDep,
     codec: CodecDep,
 ) -> Token:
-    user = await _login(request, session, form.username, form.password, hasher, settings)
+    user = await accounts.authenticate(form.username, form.password)
     return issue_token(codec, user, response)
 
 
@@ -110,19 +74,14 @@ async def token(
     responses=problem_responses(401, 403, 429),
 )
 async def login(
-    request: Request,
     response: Response,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-    session: SessionDep,
-    hasher: HasherDep,
-    settings: SettingsDep,
+    accounts: AccountsDep,
     codec: CodecDep,
 ) -> Token:
     if credentials is None:
         raise Unauthorized("HTTP Basic credentials required", scheme='Basic realm="loanapi"')
-    user = await _login(
-        request, session, credentials.username, credentials.password, hasher, settings
-    )
+    user = await accounts.authenticate(credentials.username, credentials.password)
     return issue_token(codec, user, response)
 
 

@@ -16,6 +16,7 @@ from loanapi.loans.service import LoanFilters
 from loanapi.security import Hasher, TokenCodec
 from loanapi.users import service as users
 from loanapi.users.models import Role, User
+from loanapi.users.schemas import UserCreate
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -158,3 +159,42 @@ def loan_filters(
 
 
 LoanFiltersDep = Annotated[LoanFilters, Depends(loan_filters)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class Accounts:
+    """Registration and login with what they need from the request (hasher, address, ...)."""
+
+    def __init__(
+        self, request: Request, session: SessionDep, hasher: HasherDep, settings: SettingsDep
+    ) -> None:
+        self.session, self.hasher, self.settings = session, hasher, settings
+        self.address = client_address(request)
+        self.writer = request.app.state.sessionmaker
+
+    async def register(self, data: UserCreate, role: Role) -> User:
+        return await users.register(
+            self.session,
+            data=data,
+            role=role,
+            hasher=self.hasher,
+            settings=self.settings,
+            address=self.address,
+        )
+
+    async def authenticate(self, username: str, password: str) -> User:
+        return await users.authenticate(
+            self.session,
+            username=username,
+            password=password,
+            address=self.address,
+            hasher=self.hasher,
+            settings=self.settings,
+            writer=self.writer,
+        )
+
+
+AccountsDep = Annotated[Accounts, Depends()]

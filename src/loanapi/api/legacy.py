@@ -18,13 +18,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from loanapi.api.auth import client_address
 from loanapi.api.deps import (
+    AccountsDep,
     CodecDep,
-    HasherDep,
     LoanId,
     SessionDep,
-    SettingsDep,
     UserId,
     bearer,
 )
@@ -400,10 +398,8 @@ WRITE = [Depends(mark_write)]
     operation_id="legacy_register_customer",
     summary="Register a customer (original shape)",
 )
-async def register_customer(
-    data: UserCreate, session: SessionDep, hasher: HasherDep, settings: SettingsDep
-) -> dict[str, str]:
-    await users.register(session, data=data, role=Role.customer, hasher=hasher, settings=settings)
+async def register_customer(data: UserCreate, accounts: AccountsDep) -> dict[str, str]:
+    await accounts.register(data, Role.customer)
     return {"Message": "Your Account has been added successfully !"}
 
 
@@ -413,10 +409,8 @@ async def register_customer(
     operation_id="legacy_register_agent",
     summary="Apply as an agent (original shape)",
 )
-async def register_agent(
-    data: UserCreate, session: SessionDep, hasher: HasherDep, settings: SettingsDep
-) -> dict[str, str]:
-    await users.register(session, data=data, role=Role.agent, hasher=hasher, settings=settings)
+async def register_agent(data: UserCreate, accounts: AccountsDep) -> dict[str, str]:
+    await accounts.register(data, Role.agent)
     return {
         "Message": "Your request has been sent successfully! You will be able to login after "
         "Admin approves your request!"
@@ -445,25 +439,14 @@ def _could_not_verify() -> Response:
     responses={401: {"description": "Could not verify, or agent not approved"}},
 )
 async def login(
-    request: Request,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-    session: SessionDep,
-    hasher: HasherDep,
-    settings: SettingsDep,
+    accounts: AccountsDep,
     codec: CodecDep,
 ) -> Any:
     if credentials is None:
         return _could_not_verify()
     try:
-        user = await users.authenticate(
-            session,
-            username=credentials.username,
-            password=credentials.password,
-            address=client_address(request),
-            hasher=hasher,
-            settings=settings,
-            writer=request.app.state.sessionmaker,
-        )
+        user = await accounts.authenticate(credentials.username, credentials.password)
     except users.InvalidCredentials:
         return _could_not_verify()
     except users.AgentNotApproved:

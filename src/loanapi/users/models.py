@@ -47,17 +47,17 @@ class User(Base):
     )
 
 
-class LoginFailure(Base):
-    """A failed login, kept for the throttling window; shared by every server process."""
+class RateEvent(Base):
+    """One counted attempt (a failed login, a registration) for throttling.
 
-    __tablename__ = "login_failures"
+    Kept in the database so that every server process sees the same counts.
+    """
+
+    __tablename__ = "rate_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(128))
-    address: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    __table_args__ = (
-        Index("ix_login_failures_username_at", "username", "at"),
-        Index("ix_login_failures_address_at", "address", "at"),
-    )
+    __table_args__ = (Index("ix_rate_events_scope_subject_at", "scope", "subject", "at"),)

@@ -9,19 +9,19 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from loanapi import throttle
 from loanapi.config import Settings
 from loanapi.db import utcnow
 from loanapi.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    TooManyRequests,
     Unauthorized,
     Unprocessable,
 )
 from loanapi.pagination import Page, PageParams, T, keyset, make_page
 from loanapi.security import Hasher, InvalidToken, TokenCodec
-from loanapi.users.models import LoginFailure, Role, User, UserStatus
+from loanapi.users.models import Role, User, UserStatus
 from loanapi.users.schemas import UserCreate, UserRead
 
 log = logging.getLogger("loanapi")
@@ -42,10 +42,6 @@ class AccountDisabled(Forbidden):
         super().__init__("This account is disabled.")
 
 
-class LoginThrottled(TooManyRequests):
-    pass
-
-
 class InvalidTokenError(Unauthorized):
     def __init__(self) -> None:
         super().__init__("The token is invalid or expired")
@@ -55,16 +51,30 @@ class InvalidTokenError(Unauthorized):
 
 
 async def register(
-    session: AsyncSession, *, data: UserCreate, role: Role, hasher: Hasher, settings: Settings
+    session: AsyncSession,
+    *,
+    data: UserCreate,
+    role: Role,
+    hasher: Hasher,
+    settings: Settings,
+    address: str | None = None,
 ) -> User:
+    """Create an account; with `address`, registrations per client address are throttled.
+
+    Registrations that commit are counted; the expensive hash comes after the check.
+    """
+    if address is not None:
+        limit = _register_limit(settings)
+        await throttle.check(session, limit, address)
+        await throttle.record(session, (limit, address))
     if len(data.password) < settings.password_min_length:
         raise Unprocessable.field(
             ("body", "password"),
             f"String should have at least {settings.password_min_length} characters",
             "string_too_short",
         )
-    password_hash = await hasher.hash(data.password)  # before the first query: no lock held
     await _ensure_unique(session, data.username, data.email)
+    password_hash = await hasher.hash(data.password)
     user = User(
         username=data.username,
         email=data.email,
@@ -111,15 +121,18 @@ async def authenticate(
     through `writer`, in short transactions of their own, because a failed login rolls the
     request back and a slow hash must not hold a write lock.
     """
-    await _check_throttle(session, username=username, address=address, settings=settings)
+    per_user, per_address = _login_limits(settings)
+    await throttle.check(session, per_user, username)
+    await throttle.check(session, per_address, address)
+    failed = ((per_user, username), (per_address, address))
     user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     if user is None:
         await hasher.dummy_verify(password)
-        await _record_failure(writer, username=username, address=address)
+        await throttle.record_apart(writer, *failed)
         raise InvalidCredentials
     valid, new_hash = await hasher.verify(password, user.password_hash)
     if not valid:
-        await _record_failure(writer, username=username, address=address)
+        await throttle.record_apart(writer, *failed)
         raise InvalidCredentials
     if new_hash is not None:
         await _save_hash(writer, user_id=user.id, password_hash=new_hash)
@@ -130,35 +143,31 @@ async def authenticate(
     return user
 
 
-async def _check_throttle(
-    session: AsyncSession, *, username: str, address: str, settings: Settings
-) -> None:
-    since = utcnow() - timedelta(minutes=settings.login_window_minutes)
-    checks = (
-        (LoginFailure.username == username.lower(), settings.login_max_failures, "this username"),
-        (LoginFailure.address == address, settings.login_max_failures_per_address, "this address"),
+def _login_limits(settings: Settings) -> tuple[throttle.Limit, throttle.Limit]:
+    window = timedelta(minutes=settings.login_window_minutes)
+    return (
+        throttle.Limit(
+            "login_user",
+            settings.login_max_failures,
+            window,
+            "Too many failed logins for this username; try again later.",
+        ),
+        throttle.Limit(
+            "login_address",
+            settings.login_max_failures_per_address,
+            window,
+            "Too many failed logins from this address; try again later.",
+        ),
     )
-    for condition, cap, what in checks:
-        count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(LoginFailure.at)).where(
-                    condition, LoginFailure.at > since
-                )
-            )
-        ).one()
-        if count >= cap:
-            window = timedelta(minutes=settings.login_window_minutes)
-            retry_after = int((oldest + window - utcnow()).total_seconds()) + 1
-            raise LoginThrottled(
-                f"Too many failed logins for {what}; try again later.", retry_after=retry_after
-            )
 
 
-async def _record_failure(
-    writer: async_sessionmaker[AsyncSession], *, username: str, address: str
-) -> None:
-    async with writer() as session, session.begin():
-        session.add(LoginFailure(username=username.lower()[:128], address=address[:64]))
+def _register_limit(settings: Settings) -> throttle.Limit:
+    return throttle.Limit(
+        "register_address",
+        settings.register_max_per_address,
+        timedelta(minutes=settings.register_window_minutes),
+        "Too many registrations from this address; try again later.",
+    )
 
 
 async def _save_hash(

@@ -1,0 +1,64 @@
+"""Counting attempts per subject in a sliding window, shared by every server process."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from loanapi.db import utcnow
+from loanapi.errors import TooManyRequests
+from loanapi.users.models import RateEvent
+
+
+@dataclass(frozen=True)
+class Limit:
+    scope: str
+    cap: int
+    window: timedelta
+    refusal: str
+
+
+class Throttled(TooManyRequests):
+    pass
+
+
+async def check(session: AsyncSession, limit: Limit, subject: str) -> None:
+    """Refuse with 429 and Retry-After while `subject` has used up its window."""
+    since = utcnow() - limit.window
+    count, oldest = (
+        await session.execute(
+            select(func.count(), func.min(RateEvent.at)).where(
+                RateEvent.scope == limit.scope,
+                RateEvent.subject == _key(subject),
+                RateEvent.at > since,
+            )
+        )
+    ).one()
+    if count >= limit.cap:
+        retry_after = int((oldest + limit.window - utcnow()).total_seconds()) + 1
+        raise Throttled(limit.refusal, retry_after=retry_after)
+
+
+async def record(session: AsyncSession, *events: tuple[Limit, str]) -> None:
+    """Count attempts in `session`'s transaction; rows older than the window are dropped."""
+    now = utcnow()
+    for limit, subject in events:
+        session.add(RateEvent(scope=limit.scope, subject=_key(subject), at=now))
+    oldest_needed = now - max(limit.window for limit, _ in events)
+    scopes = {limit.scope for limit, _ in events}
+    await session.execute(
+        delete(RateEvent).where(RateEvent.scope.in_(scopes), RateEvent.at < oldest_needed)
+    )
+
+
+async def record_apart(
+    writer: async_sessionmaker[AsyncSession], *events: tuple[Limit, str]
+) -> None:
+    """Count attempts in a transaction of their own: they stick even when the request fails."""
+    async with writer() as session, session.begin():
+        await record(session, *events)
+
+
+def _key(subject: str) -> str:
+    return subject.lower()[:128]
