@@ -176,8 +176,39 @@ async def make_app(app: Any, database: Database) -> AsyncIterator[Callable[..., 
         await each.state.engine.dispose()
 
 
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+SECRET_KEY_WORDS = ("password", "hash", "secret")
+
+
+def _secret_keys(body: Any, path: str = "") -> list[str]:
+    """Keys anywhere in a JSON body that look like they hold a credential."""
+    if isinstance(body, dict):
+        found = [f"{path}.{key}" for key in body if any(w in key.lower() for w in SECRET_KEY_WORDS)]
+        return found + [
+            k for key, value in body.items() for k in _secret_keys(value, f"{path}.{key}")
+        ]
+    if isinstance(body, list):
+        return [k for i, value in enumerate(body) for k in _secret_keys(value, f"{path}[{i}]")]
+    return []
+
+
+async def no_secrets_in(response: httpx.Response) -> None:
+    """Every response of the suite is swept: no password, hash or signing key ever leaves."""
+    await response.aread()
+    text = response.text
+    assert "$pbkdf2" not in text, f"a password hash in {response.request.url}"
+    assert TEST_SECRET not in text, f"the signing key in {response.request.url}"
+    describes_inputs = response.request.url.path.endswith("/openapi.json")
+    if "json" in response.headers.get("content-type", "") and not describes_inputs:
+        leaked = _secret_keys(response.json())
+        assert not leaked, f"credential-like keys {leaked} in {response.request.url}"
+
+
+def client_for(app: Any, **transport: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, **transport),
+        base_url="http://test",
+        event_hooks={"response": [no_secrets_in]},
+    )
 
 
 @pytest.fixture

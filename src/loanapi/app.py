@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import IntegrityError
 
@@ -17,6 +18,7 @@ from loanapi.db import create_engine, create_sessionmaker
 from loanapi.errors import install_error_handlers
 from loanapi.idempotency import Replay, replay_response
 from loanapi.middleware import RequestContextMiddleware
+from loanapi.observability import LoansByStatus, metrics
 from loanapi.security import Hasher, token_codec
 from loanapi.users import service as users
 
@@ -101,6 +103,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    if settings.metrics:
+        app.state.loans_by_status = LoansByStatus(app.state.sessionmaker)
+        app.add_api_route(
+            "/metrics",
+            metrics,
+            methods=["GET"],
+            tags=["service"],
+            operation_id="service_metrics",
+            summary="Prometheus metrics: requests and latency by route and status, loans by status",
+            response_class=PlainTextResponse,
+        )
     app.include_router(legacy.router)
 
     if settings.cors_origins:

@@ -12,6 +12,7 @@ import uvicorn
 
 from loanapi import migrate
 from loanapi.config import Settings
+from loanapi.observability import logging_config
 
 app = typer.Typer(
     help="loanapi: a loan origination REST API. Configure with LOANAPI_* environment variables.",
@@ -73,6 +74,7 @@ def serve(
         reload=reload,
         proxy_headers=True,
         log_level=settings.log_level.lower(),
+        log_config=logging_config(settings.log_level, settings.log_format),
     )
 
 

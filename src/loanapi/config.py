@@ -3,7 +3,7 @@
 import logging
 import secrets
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    metrics: bool = True
     login_max_failures: int = Field(default=10, ge=1)
     login_max_failures_per_address: int = Field(default=100, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)

@@ -1,12 +1,15 @@
-"""Pure ASGI middleware: request ids, the body size limit, security headers, the last-resort 500."""
+"""Pure ASGI middleware: request ids, body size limit, security headers, access log, last 500."""
 
 import json
 import logging
 import re
+import time
 import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from loanapi.observability import observe
 
 log = logging.getLogger("loanapi")
 
@@ -43,14 +46,15 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = time.perf_counter()
         request_id = self._request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        started = False
+        status = 500
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER
                 ]
@@ -59,8 +63,14 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        try:
+            await self._handle(scope, receive, send_with_headers)
+        finally:
+            observe(scope, status, time.perf_counter() - began, request_id)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._declared_length(scope) > self.max_body:
-            await self._send(send_with_headers, 413, _TOO_LARGE)
+            await self._send(send, 413, _TOO_LARGE)
             return
         received = 0
 
@@ -74,13 +84,20 @@ class RequestContextMiddleware:
                     raise HTTPException(413, TOO_LARGE)
             return message
 
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            await self.app(scope, limited_receive, watched_send)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await self._send(send_with_headers, 500, _INTERNAL_ERROR)
+            await self._send(send, 500, _INTERNAL_ERROR)
 
     @staticmethod
     async def _send(send: Send, status: int, body: bytes) -> None:

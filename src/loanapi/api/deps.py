@@ -45,11 +45,16 @@ bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 async def current_user(
-    session: SessionDep, codec: CodecDep, token: Annotated[str | None, Depends(bearer)]
+    request: Request,
+    session: SessionDep,
+    codec: CodecDep,
+    token: Annotated[str | None, Depends(bearer)],
 ) -> User:
     if not token:
         raise Unauthorized("Not authenticated")
-    return await users.user_from_token(session, token=token, codec=codec)
+    user = await users.user_from_token(session, token=token, codec=codec)
+    request.state.user_id = user.id  # for the access log
+    return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -138,8 +138,9 @@ class CaseInsensitivePaths:
             head, slash, rest = scope["path"][1:].partition("/")
             canonical = self.canonical.get(head.lower())
             if canonical is not None and canonical != head:
-                path = f"/{canonical}{slash}{rest}"
-                scope = {**scope, "path": path, "raw_path": path.encode()}
+                # In place, so the outer middleware sees the matched route for its access log.
+                scope["path"] = f"/{canonical}{slash}{rest}"
+                scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
 
 
@@ -152,6 +153,7 @@ basic = HTTPBasic(auto_error=False, realm="Login Required!")
 
 
 async def legacy_caller(
+    request: Request,
     session: SessionDep,
     codec: CodecDep,
     header_token: Annotated[str | None, Depends(access_token)],
@@ -160,7 +162,9 @@ async def legacy_caller(
     token = header_token or bearer_token
     if not token:
         raise LegacyError(401, "Token is missing!", key="message")
-    return await users.user_from_token(session, token=token, codec=codec)
+    user = await users.user_from_token(session, token=token, codec=codec)
+    request.state.user_id = user.id
+    return user
 
 
 def allowed(*roles: Role, refusal: str) -> Callable[[User], Awaitable[User]]:

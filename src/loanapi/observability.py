@@ -1,0 +1,140 @@
+"""JSON logs, one line per request, and Prometheus metrics.
+
+Both are keyed by the route template (`/api/v1/admin/loans/{loan_id}`), never the raw path, so
+ids do not explode the label space and no personal data reaches a log line.
+"""
+
+import logging
+import os
+from collections.abc import MutableMapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from pythonjsonlogger.json import JsonFormatter
+from sqlalchemy import func, select
+from starlette.requests import Request
+from starlette.responses import Response
+
+access_log = logging.getLogger("loanapi.access")
+
+REQUESTS = Counter("loanapi_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "loanapi_http_request_duration_seconds",
+    "HTTP request duration",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def logging_config(level: str, fmt: str) -> dict[str, Any]:
+    """A dictConfig for the server process (uvicorn applies it in every worker)."""
+    formatter: dict[str, Any] = (
+        {
+            "()": JsonFormatter,
+            "fmt": LOG_FORMAT,
+            "rename_fields": {"asctime": "time", "levelname": "level"},
+        }
+        if fmt == "json"
+        else {"format": LOG_FORMAT}
+    )
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": formatter},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "root": {"handlers": ["default"], "level": level},
+        "loggers": {
+            # Our access log replaces uvicorn's: it knows the route template and the user.
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "uvicorn.error": {"level": level},
+        },
+    }
+    return config
+
+
+def route_template(scope: MutableMapping[str, Any]) -> str:
+    """The matched route's full template; included routers only know their own part of it."""
+    template = getattr(scope.get("route"), "path", None)
+    if not template:
+        return "unmatched"
+    tail = str(template).rstrip("/").split("/")[1:]
+    actual = str(scope["path"]).rstrip("/").split("/")
+    return "/".join(actual[: len(actual) - len(tail)] + tail) or "/"
+
+
+def observe(scope: MutableMapping[str, Any], status: int, seconds: float, request_id: str) -> None:
+    method = str(scope.get("method", ""))
+    route = route_template(scope)
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
+    state = scope.get("state") or {}
+    access_log.info(
+        "request",
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "request_id": request_id,
+            "user_id": state.get("user_id"),
+        },
+    )
+
+
+class LoansByStatus:
+    """Collected at scrape time from the database (an index-only count per status)."""
+
+    def __init__(self, sessionmaker: Any) -> None:
+        self.sessionmaker = sessionmaker
+        self.counts: dict[str, int] = {}
+
+    async def refresh(self) -> None:
+        from loanapi.loans.models import Loan
+
+        async with self.sessionmaker() as session:
+            rows = await session.execute(select(Loan.status, func.count()).group_by(Loan.status))
+            self.counts = {status.value: count for status, count in rows.all()}
+
+    def collect(self) -> Any:
+        from loanapi.loans.models import LoanStatus
+
+        gauge = GaugeMetricFamily("loanapi_loans", "Loans by status", labels=["status"])
+        for status in LoanStatus:
+            gauge.add_metric([status.value], self.counts.get(status.value, 0))
+        yield gauge
+
+
+async def metrics(request: Request) -> Response:
+    loans: LoansByStatus = request.app.state.loans_by_status
+    await loans.refresh()
+    registry = CollectorRegistry()
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several workers: sum their files
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    output = generate_latest(registry) + generate_latest(_single(loans))
+    return Response(output, media_type=CONTENT_TYPE_LATEST)
+
+
+def _single(collector: Any) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
