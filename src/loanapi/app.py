@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import IntegrityError
 
-from loanapi import __version__
+from loanapi import __version__, openapi
 from loanapi.api import admin, agent, auth, customer, health, legacy, products
 from loanapi.config import Settings, get_settings
 from loanapi.db import create_engine, create_sessionmaker
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.codec = token_codec(settings)
 
     install_error_handlers(app)
+    openapi.install(app)
     app.add_exception_handler(Replay, replay_response)
     api = APIRouter(prefix="/api/v1")
     for module in (auth, products, customer, agent, admin):

@@ -1,0 +1,43 @@
+"""The OpenAPI document, tidied once: every error of /api/v1 is documented as problem+json."""
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from loanapi.errors import PROBLEM_JSON
+
+PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+# The legacy routes answer errors in the original's {"Message": ...} shape.
+LEGACY_MESSAGE = {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}
+
+
+def _errors_as(operation: dict[str, Any], content: dict[str, Any]) -> None:
+    for status, response in operation.get("responses", {}).items():
+        if status.isdigit() and int(status) >= 400:
+            response["content"] = content
+
+
+def tidy(schema: dict[str, Any]) -> dict[str, Any]:
+    """Errors are problem+json everywhere but on the legacy routes, which keep their shapes."""
+    for methods in schema.get("paths", {}).values():
+        for operation in methods.values():
+            legacy = "legacy" in operation.get("tags", [])
+            _errors_as(operation, LEGACY_MESSAGE if legacy else PROBLEM)
+    components = schema.get("components", {}).get("schemas", {})
+    still_used = str(schema.get("paths", {}))
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{name}" not in still_used:
+            components.pop(name, None)
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = tidy(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

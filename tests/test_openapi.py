@@ -1,0 +1,86 @@
+"""The OpenAPI document: valid, with stable names, examples and problem+json errors."""
+
+import re
+import secrets
+
+import pytest
+from openapi_spec_validator import validate
+
+from loanapi.app import create_app
+from loanapi.config import Settings
+
+
+@pytest.fixture(scope="module")
+def document():
+    app = create_app(Settings(secret_key=secrets.token_urlsafe(48), _env_file=None))
+    return app.openapi()
+
+
+def operations(document):
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def test_the_document_is_valid_openapi(document):
+    validate(document)
+
+
+def test_operation_ids_are_unique_readable_names(document):
+    ids = [operation["operationId"] for _, _, operation in operations(document)]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", name) for name in ids), ids
+    assert "customer_apply_loan" in ids
+
+
+def test_every_tag_is_described_and_used(document):
+    described = {tag["name"]: tag.get("description") for tag in document["tags"]}
+    assert all(described.values())
+    used = {tag for _, _, operation in operations(document) for tag in operation["tags"]}
+    assert used == set(described)
+
+
+def test_v1_errors_are_problem_details(document):
+    checked = 0
+    for path, _, operation in operations(document):
+        legacy = "legacy" in operation["tags"]
+        for status, response in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            media = "application/json" if legacy else "application/problem+json"
+            assert list(response["content"]) == [media], (path, status)
+            checked += 1
+    assert checked > 100
+
+
+def test_protected_v1_routes_document_401_and_403(document):
+    for path, _, operation in operations(document):
+        any_role = path == "/api/v1/auth/me"
+        if path.startswith("/api/v1/") and operation.get("security") and not any_role:
+            assert {"401", "403"} <= set(operation["responses"]), path
+
+
+def test_request_bodies_have_examples(document):
+    schemas = document["components"]["schemas"]
+    for path, _, operation in operations(document):
+        body = operation.get("requestBody", {}).get("content", {})
+        for media, content in body.items():
+            if media == "application/x-www-form-urlencoded":
+                continue  # the OAuth2 password form: Swagger shows its two fields
+            schema = content["schema"]
+            refs = [schema.get("$ref")] + [option.get("$ref") for option in schema.get("anyOf", [])]
+            names = [ref.rsplit("/", 1)[-1] for ref in refs if ref]
+            assert names, f"{path}: the body has no named model"
+            for name in names:
+                assert schemas[name].get("examples"), f"{path}: {name} has no example"
+
+
+def test_swagger_authorize_logs_in_through_the_token_endpoint(document):
+    scheme = document["components"]["securitySchemes"]["OAuth2PasswordBearer"]
+    assert scheme["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+
+
+def test_legacy_routes_are_deprecated(document):
+    legacy = [op for _, _, op in operations(document) if "legacy" in op["tags"]]
+    assert len(legacy) >= 19
+    assert all(op.get("deprecated") for op in legacy)
