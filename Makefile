@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test test-sqlite lint format clean
+.PHONY: run test test-browser lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(STAMP)
 	if [ -z "$$url" ]; then echo "PostgreSQL not found on 127.0.0.1:5432: running on SQLite only"; fi; \
 	LOANAPI_TEST_POSTGRES_URL="$$url" $(BIN)/pytest $(PYTEST_ARGS)
 
+test-browser: $(STAMP)  ## Swagger UI in headless Chromium (needs Debian's chromium)
+	$(BIN)/pytest tests/browser -m browser $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests alembic
 	$(BIN)/ruff format --check src tests alembic
@@ -38,3 +41,10 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache loanapi.db loanapi.db-*
+
+# Benchmarks (bench/README.md): PostgreSQL on 127.0.0.1:5432; results in bench/results/.
+bench: $(STAMP)  ## ~3 minutes: 10,000 loans, loanapi vs the reference floor
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
+bench-full: $(STAMP)  ## 1,000,000 loans (seeded once, reused) plus the 10k database for scale
+	$(BIN)/python bench/run.py --full $(BENCH_ARGS)

@@ -149,7 +149,12 @@ class CaseInsensitivePaths:
 access_token = APIKeyHeader(
     name="x-access-token", auto_error=False, description="The token from /login"
 )
-basic = HTTPBasic(auto_error=False, realm="Login Required!")
+basic = HTTPBasic(
+    auto_error=False,
+    realm="Login Required!",
+    scheme_name="LegacyBasic",
+    description="The original /login: username and password",
+)
 
 
 async def legacy_caller(

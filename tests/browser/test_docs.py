@@ -1,0 +1,204 @@
+"""The Swagger UI at /docs, in headless Chromium, against a live `loanapi serve`.
+
+A customer logs in through Authorize (the OAuth2 password flow at /api/v1/auth/token), runs
+`GET /api/v1/auth/me` with "Try it out" and sees their own account; the page never reaches a host
+other than the server (the UI's assets are served from the package, no CDN). A screenshot of the
+operation with its response is saved to tests/browser/artifacts/docs-me.png.
+
+Needs Debian's `chromium` (/usr/bin/chromium, or LOANAPI_TEST_CHROMIUM) and the Python
+`playwright` package; Playwright's own browser downloads are not used. Run with
+`pytest tests/browser -m browser`; locally it is skipped when either is missing, in CI it fails.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CLI = Path(sys.executable).with_name("loanapi")
+CHROMIUM = (
+    os.environ.get("LOANAPI_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+)
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+SCREENSHOT = ARTIFACTS / "docs-me.png"
+ADMIN = {"username": "admin", "password": "admin-password-1", "email": "admin@example.com"}
+CUSTOMER = {"username": "carol", "email": "carol@example.com", "password": "s3cret-pass"}
+START_TIMEOUT = 30.0
+UI_TIMEOUT_MS = 15_000
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI requires the browser test's tools: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[str]:
+    """`loanapi serve` on a free port and a fresh SQLite database; yields its base URL."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOANAPI_")}
+    env.update(
+        {
+            "LOANAPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'docs.db'}",
+            "LOANAPI_SECRET_KEY": secrets.token_urlsafe(48),
+            "LOANAPI_PBKDF2_ROUNDS": "1000",
+            "LOANAPI_ADMIN_USERNAME": ADMIN["username"],
+            "LOANAPI_ADMIN_PASSWORD": ADMIN["password"],
+            "LOANAPI_ADMIN_EMAIL": ADMIN["email"],
+            "LOANAPI_LOG_LEVEL": "WARNING",
+        }
+    )
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,  # no stray .env is read
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not healthy in {START_TIMEOUT}s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session, nothing else
+            process.wait(timeout=10)
+
+
+def foreign(urls: list[str]) -> list[str]:
+    """Requests that left the machine: any network URL whose host is not 127.0.0.1."""
+    return [
+        url
+        for url in urls
+        if urlsplit(url).scheme not in ("data", "blob", "about")
+        and urlsplit(url).hostname != "127.0.0.1"
+    ]
+
+
+def test_docs_authorize_and_try_auth_me(live_server: str) -> None:
+    if not Path(CHROMIUM).exists():
+        _missing(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _missing("the playwright package is not installed (pip install playwright)")
+
+    registered = httpx.post(f"{live_server}/api/v1/auth/register/customer", json=CUSTOMER)
+    assert registered.status_code == 201, registered.text
+    customer_id = registered.json()["id"]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    SCREENSHOT.unlink(missing_ok=True)
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            # Record every request; one for another host is also cut off, so that the page
+            # cannot hang on a closed network (it still fails the assertion below).
+            context.on("request", lambda request: requests.append(request.url))
+            context.route(
+                re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), lambda route: route.abort()
+            )
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            expect.set_options(timeout=UI_TIMEOUT_MS)
+
+            page.goto(f"{live_server}/docs", wait_until="networkidle")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("loanapi")
+            assert foreign(requests) == [], f"/docs reached other hosts: {foreign(requests)}"
+            assert f"{live_server}/static-offline-docs/swagger-ui-bundle.js" in requests
+            assert f"{live_server}/openapi.json" in requests
+
+            # Authorize: the OAuth2 password flow's form in the dialog.
+            page.locator(".swagger-ui .auth-wrapper button.authorize").click()
+            dialog = page.locator(".swagger-ui .dialog-ux .modal-ux")
+            expect(dialog).to_be_visible()
+            oauth2 = dialog.locator(".auth-container").filter(has_text="OAuth2PasswordBearer")
+            oauth2.locator("#oauth_username").fill(CUSTOMER["username"])
+            oauth2.locator("#oauth_password").fill(CUSTOMER["password"])
+            with page.expect_response(
+                lambda response: response.url.endswith("/api/v1/auth/token")
+            ) as token_response:
+                oauth2.locator("button.authorize", has_text="Authorize").click()
+            assert token_response.value.status == 200, token_response.value.text()
+            expect(oauth2.locator("h6")).to_have_text("Authorized")
+            expect(oauth2.locator("button.authorize", has_text="Logout")).to_be_visible()
+            oauth2.locator("button.btn-done").click()
+            expect(dialog).to_be_hidden()
+
+            # GET /api/v1/auth/me: expand, "Try it out", "Execute".
+            operation = page.locator("#operations-auth-auth_me")
+            operation.locator(".opblock-summary").click()
+            operation.locator("button.try-out__btn").click()
+            with page.expect_response(
+                lambda response: response.url.endswith("/api/v1/auth/me")
+            ) as me_response:
+                operation.locator("button.execute").click()
+            assert me_response.value.status == 200, me_response.value.text()
+            sent = me_response.value.request.header_value("authorization") or ""
+            assert sent.startswith("Bearer "), f"no bearer token sent: {sent!r}"
+
+            live = operation.locator(".live-responses-table")
+            expect(live.locator(".response .response-col_status").first).to_have_text("200")
+            body = live.locator(".response-col_description pre.microlight").first
+            expect(body).to_contain_text(f'"username": "{CUSTOMER["username"]}"')
+            expect(body).to_contain_text(f'"id": {customer_id}')
+            expect(body).to_contain_text('"role": "customer"')
+
+            operation.scroll_into_view_if_needed()
+            operation.screenshot(path=str(SCREENSHOT), animations="disabled")
+            assert foreign(requests) == [], f"/docs reached other hosts: {foreign(requests)}"
+        finally:
+            browser.close()
+
+    assert SCREENSHOT.is_file()
+    assert SCREENSHOT.stat().st_size > 10_000
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
