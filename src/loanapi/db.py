@@ -28,6 +28,10 @@ NAMING_CONVENTION = {
 }
 
 
+# Ids are 32-bit integers on both engines; a larger number is refused before it reaches SQL.
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

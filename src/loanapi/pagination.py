@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
+from loanapi.db import MAX_ID
 from loanapi.errors import Unprocessable
 
 T = TypeVar("T", bound=BaseModel)
@@ -38,11 +39,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, row_id = base64.urlsafe_b64decode(padded.encode("ascii")).decode().split("|")
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None:
-            raise ValueError("cursor without zone")
+        when = datetime.fromisoformat(created).astimezone(UTC)
+        if created[-6:] != "+00:00" or not 1 <= int(row_id) <= MAX_ID:
+            raise ValueError("not a cursor this API issued")
         return when, int(row_id)
-    except (ValueError, UnicodeError, binascii.Error) as exc:
+    except (ValueError, OverflowError, UnicodeError, binascii.Error) as exc:
         raise Unprocessable.field(
             ("query", "cursor"), "not a cursor this API issued", "cursor_invalid"
         ) from exc

@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loanapi.config import Settings
-from loanapi.db import day_start, get_session
+from loanapi.db import MAX_ID, day_start, get_session
 from loanapi.errors import Forbidden, Unauthorized, Unprocessable
 from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.service import LoanFilters
@@ -74,9 +74,6 @@ CustomerUser = Annotated[User, Depends(require_role(Role.customer))]
 AgentUser = Annotated[User, Depends(require_role(Role.agent))]
 AdminUser = Annotated[User, Depends(require_role(Role.admin))]
 
-# Ids are 32-bit integers; a larger number is a 422, not a database error.
-MAX_ID = 2**31 - 1
-
 
 def id_path(description: str) -> object:
     return Path(ge=1, le=MAX_ID, description=description)
@@ -118,14 +115,14 @@ def _bound(value: str | None, name: str, *, upper: bool) -> datetime | None:
             day = day_start(date.fromisoformat(value))
             return day + timedelta(days=1) if upper else day
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment + timedelta(microseconds=1) if upper else moment
+    except (ValueError, OverflowError):  # OverflowError: a day at the very end of the calendar
         raise Unprocessable.field(
             ("query", name),
-            "must be a date YYYY-MM-DD or an ISO 8601 timestamp",
+            "must be a date YYYY-MM-DD or an ISO 8601 timestamp within the calendar",
             "datetime_parsing",
         ) from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment + timedelta(microseconds=1) if upper else moment
 
 
 DateQuery = Annotated[

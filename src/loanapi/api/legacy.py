@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -115,6 +116,10 @@ class LegacyRoute(APIRoute):
                 return exc.response()
             except RequestValidationError as exc:
                 return LegacyError(422, _first_problem(exc)).response()
+            except HTTPException as exc:  # unparsable body, malformed Basic header, 413
+                if exc.status_code == 401:
+                    return _could_not_verify()
+                return LegacyError(exc.status_code, str(exc.detail)).response()
             except ApiError as exc:
                 return _translate(exc).response()
 
@@ -460,7 +465,10 @@ async def login(
         return _could_not_verify()
     except users.AgentNotApproved:
         raise LegacyError(401, NOT_APPROVED) from None
-    return {"token": codec.issue(user_id=user.id, role=user.role.value)}
+    return JSONResponse(
+        {"token": codec.issue(user_id=user.id, role=user.role.value)},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
 
 
 @router.get(
@@ -663,7 +671,10 @@ async def _between(
 ) -> dict[str, Any]:
     if end_date < start_date:
         raise LegacyError(422, "end_date must not be before start_date")
-    start, end = day_start(start_date), day_start(end_date) + timedelta(days=1)
+    try:
+        start, end = day_start(start_date), day_start(end_date) + timedelta(days=1)
+    except OverflowError:
+        raise LegacyError(422, "end_date is past the end of the calendar") from None
     filters = (
         loans.LoanFilters(created_from=start, created_before=end)
         if on == "created"

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_valida
 
 from loanapi.loans.models import EventAction, LoanStatus, LoanType
 from loanapi.users.models import Role
+from loanapi.users.schemas import PLAIN_TEXT
 
 
 def _two_places(value: Decimal) -> str:
@@ -73,7 +74,7 @@ class LoanReject(InputModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "Income not verified"}]}
     )
 
-    reason: Annotated[str | None, Field(max_length=500)] = None
+    reason: Annotated[str | None, Field(max_length=500, pattern=PLAIN_TEXT)] = None
 
 
 class LoanRead(BaseModel):

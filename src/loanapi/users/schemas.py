@@ -5,6 +5,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from loanapi.users.models import Role, UserStatus
 
+# Free text without control characters (PostgreSQL cannot even store a NUL).
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
 Username = Annotated[
     str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
 ]
@@ -29,7 +32,7 @@ class UserCreate(BaseModel):
     email: Annotated[EmailStr, StringConstraints(max_length=320)]
     # The configured minimum is checked by the service; 128 is the contract's maximum.
     password: Annotated[str, Field(min_length=1, max_length=128)]
-    phone: Annotated[str | None, Field(max_length=32)] = None
+    phone: Annotated[str | None, Field(max_length=32, pattern=PLAIN_TEXT)] = None
 
 
 class UserRead(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from loanapi import throttle
 from loanapi.config import Settings
-from loanapi.db import utcnow
+from loanapi.db import MAX_ID, utcnow
 from loanapi.errors import (
     Conflict,
     Forbidden,
@@ -121,6 +121,9 @@ async def authenticate(
     through `writer`, in short transactions of their own, because a failed login rolls the
     request back and a slow hash must not hold a write lock.
     """
+    if not username.isprintable():  # no such user can exist; some bytes PostgreSQL cannot store
+        await hasher.dummy_verify(password)
+        raise InvalidCredentials
     per_user, per_address = _login_limits(settings)
     await throttle.check(session, per_user, username)
     await throttle.check(session, per_address, address)
@@ -185,7 +188,7 @@ async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCode
         claims = codec.read(token)
     except InvalidToken as exc:
         raise InvalidTokenError from exc
-    user = await session.get(User, claims.user_id)
+    user = await session.get(User, claims.user_id) if 1 <= claims.user_id <= MAX_ID else None
     if user is None or user.status is not UserStatus.active:
         raise InvalidTokenError
     return user
