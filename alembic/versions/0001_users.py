@@ -56,9 +56,7 @@ def upgrade() -> None:
         sa.Column("at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rate_events")),
     )
-    op.create_index(
-        "ix_rate_events_scope_subject_at", "rate_events", ["scope", "subject", "at"]
-    )
+    op.create_index("ix_rate_events_scope_subject_at", "rate_events", ["scope", "subject", "at"])
 
 
 def downgrade() -> None:

@@ -3,9 +3,10 @@
 import enum
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, MetaData, event
+from sqlalchemy import DateTime, Enum, MetaData, Numeric, String, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from starlette.requests import Request
 
 from loanapi.config import Settings
@@ -65,6 +66,36 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact decimal with a fixed scale on every engine.
+
+    PostgreSQL stores NUMERIC. SQLite's NUMERIC is a binary float underneath, exact only to about
+    15 digits, so there the decimal's text is stored instead (a column with text affinity).
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int, scale: int = 2) -> None:
+        super().__init__(precision=precision, scale=scale)
+        self.precision, self.scale = precision, scale
+        self._quantum = Decimal(1).scaleb(-scale)
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(self.precision + 2))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        exact = Decimal(value).quantize(self._quantum)
+        return str(exact) if dialect.name == "sqlite" else exact
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value).quantize(self._quantum)
 
 
 def checked_enum(cls: type[enum.StrEnum], name: str) -> Enum:

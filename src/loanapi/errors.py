@@ -144,6 +144,12 @@ async def _api_error(_request: Request, exc: Exception) -> Response:
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI: a body it could not even decode (not UTF-8, ...)
+        return problem_response(
+            422,
+            "body: the request body could not be parsed",
+            errors=[{"loc": ["body"], "msg": "could not be parsed", "type": "body_invalid"}],
+        )
     headers = dict(exc.headers) if exc.headers else None
     return problem_response(exc.status_code, str(exc.detail), headers=headers)
 

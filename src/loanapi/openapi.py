@@ -12,10 +12,14 @@ PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 LEGACY_MESSAGE = {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}
 
 
-def _errors_as(operation: dict[str, Any], content: dict[str, Any]) -> None:
+def _errors_as(operation: dict[str, Any], content: dict[str, Any], *, keep: bool) -> None:
+    """Set every error's content; with `keep`, only where FastAPI put its own 422 schema."""
     for status, response in operation.get("responses", {}).items():
-        if status.isdigit() and int(status) >= 400:
-            response["content"] = content
+        if not (status.isdigit() and int(status) >= 400):
+            continue
+        if keep and "HTTPValidationError" not in str(response.get("content", "")):
+            continue
+        response["content"] = content
 
 
 def tidy(schema: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +27,7 @@ def tidy(schema: dict[str, Any]) -> dict[str, Any]:
     for methods in schema.get("paths", {}).values():
         for operation in methods.values():
             legacy = "legacy" in operation.get("tags", [])
-            _errors_as(operation, LEGACY_MESSAGE if legacy else PROBLEM)
+            _errors_as(operation, LEGACY_MESSAGE if legacy else PROBLEM, keep=legacy)
     components = schema.get("components", {}).get("schemas", {})
     still_used = str(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):

@@ -29,7 +29,7 @@ def issue_token(codec: TokenCodec, user: User, response: Response) -> Token:
     response_model=UserRead,
     operation_id="auth_register_customer",
     summary="Register a customer (active at once)",
-    responses=problem_responses(409, 422),
+    responses=problem_responses(409, 422, 429),
 )
 async def register_customer(data: UserCreate, accounts: AccountsDep) -> User:
     return await accounts.register(data, Role.customer)
@@ -41,7 +41,7 @@ async def register_customer(data: UserCreate, accounts: AccountsDep) -> User:
     response_model=UserRead,
     operation_id="auth_register_agent",
     summary="Apply as an agent (pending until an admin approves)",
-    responses=problem_responses(409, 422),
+    responses=problem_responses(409, 422, 429),
 )
 async def register_agent(data: UserCreate, accounts: AccountsDep) -> User:
     return await accounts.register(data, Role.agent)

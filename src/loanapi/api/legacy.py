@@ -8,6 +8,7 @@ words and status codes (LEGACY.md). The rules live in the services and the state
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -119,6 +120,8 @@ class LegacyRoute(APIRoute):
             except HTTPException as exc:  # unparsable body, malformed Basic header, 413
                 if exc.status_code == 401:
                     return _could_not_verify()
+                if exc.status_code == 400:  # a body FastAPI could not decode: bad input, as 422
+                    return LegacyError(422, "The request body could not be parsed").response()
                 return LegacyError(exc.status_code, str(exc.detail)).response()
             except ApiError as exc:
                 return _translate(exc).response()
@@ -260,6 +263,13 @@ class Message(BaseModel):
     Message: str
 
 
+class Refusal(BaseModel):
+    """A 401: `message` for a missing or bad token, `Message` for a role refused (the original)."""
+
+    message: str | None = None
+    Message: str | None = None
+
+
 class LegacyUser(BaseModel):
     model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
@@ -382,7 +392,20 @@ def _list_of(key: str, model: type[BaseModel]) -> dict[int | str, dict[str, Any]
     return {200: {"model": listed | Message, "description": "The list, or a Message when empty"}}
 
 
-router = APIRouter(tags=["legacy"], deprecated=True, route_class=LegacyRoute)
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Documents the original's `{"Message": ...}` error bodies."""
+    return {
+        status: {
+            "model": Refusal if status == 401 else Message,
+            "description": HTTPStatus(status).phrase,
+        }
+        for status in statuses
+    }
+
+
+router = APIRouter(
+    tags=["legacy"], deprecated=True, route_class=LegacyRoute, responses=_errors(401, 422)
+)
 
 
 def both(path: str, *, documented: str, operation_id: str, **kwargs: Any) -> Any:
@@ -411,6 +434,7 @@ WRITE = [Depends(mark_write)]
     response_model=Message,
     operation_id="legacy_register_customer",
     summary="Register a customer (original shape)",
+    responses=_errors(409, 429),
 )
 async def register_customer(data: UserCreate, accounts: AccountsDep) -> dict[str, str]:
     await accounts.register(data, Role.customer)
@@ -422,6 +446,7 @@ async def register_customer(data: UserCreate, accounts: AccountsDep) -> dict[str
     response_model=Message,
     operation_id="legacy_register_agent",
     summary="Apply as an agent (original shape)",
+    responses=_errors(409, 429),
 )
 async def register_agent(data: UserCreate, accounts: AccountsDep) -> dict[str, str]:
     await accounts.register(data, Role.agent)
@@ -450,7 +475,16 @@ def _could_not_verify() -> Response:
     operation_id="legacy_login",
     dependencies=[Depends(mark_read)],
     summary="Log in with HTTP Basic; returns {token}",
-    responses={401: {"description": "Could not verify, or agent not approved"}},
+    responses={
+        401: {
+            "description": "`Could not verify` (text), or a Message for an agent not approved",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/Message"}},
+            },
+        },
+        **_errors(429),
+    },
 )
 async def login(
     credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
@@ -526,6 +560,7 @@ async def agent_applications(caller: Admin, session: SessionDep) -> dict[str, An
     operation_id="legacy_approve_agent",
     dependencies=WRITE,
     summary="Approve an agent",
+    responses=_errors(404, 409),
 )
 async def approve_agent(agent_id: UserId, caller: Admin, session: SessionDep) -> dict[str, str]:
     await users.approve_agent(session, agent_id=agent_id)
@@ -584,6 +619,7 @@ def _statuses(word: str | None) -> tuple[LoanStatus, ...]:
     response_model=LoanWithData,
     operation_id="legacy_edit_loan",
     summary="Change a loan's amount, duration or type",
+    responses=_errors(404, 409),
 )
 async def edit_loan(
     loan_id: LoanId, data: LegacyLoanEdit, caller: Agent, session: SessionDep
@@ -601,6 +637,7 @@ async def edit_loan(
     operation_id="legacy_request_loan",
     dependencies=WRITE,
     summary="Forward a loan to the admin",
+    responses=_errors(404, 409),
 )
 async def request_loan(loan_id: LoanId, caller: Agent, session: SessionDep) -> dict[str, str]:
     await loans.request(session, loan_id=loan_id, agent=caller, expected_version=None)
@@ -621,7 +658,7 @@ async def loan_requests_by_agent(caller: RequestingAgent, session: SessionDep) -
 @router.get(
     "/Agent_loan_requests/{agent_id}",
     operation_id="legacy_agent_loan_requests",
-    responses=_list_of("Agent_loanRequests", LegacyLoan),
+    responses={**_list_of("Agent_loanRequests", LegacyLoan), **_errors(404)},
     summary="One agent's requests",
 )
 async def agent_loan_requests(
@@ -634,7 +671,7 @@ async def agent_loan_requests(
 @router.get(
     "/view_loan_history/{loan_id}",
     operation_id="legacy_view_loan_history",
-    responses={200: {"model": dict[str, list[LegacyHistoryEntry]] | Message}},
+    responses={200: {"model": dict[str, list[LegacyHistoryEntry]] | Message}, **_errors(404)},
     summary="Every change of a loan (a customer: own loans only)",
 )
 async def view_loan_history(
@@ -716,6 +753,7 @@ async def filter_by_update_date(
     operation_id="legacy_approve_loan",
     dependencies=WRITE,
     summary="Approve a requested loan",
+    responses=_errors(404, 409),
 )
 async def approve_loan(loan_id: LoanId, caller: Admin, session: SessionDep) -> dict[str, str]:
     try:
@@ -738,6 +776,7 @@ async def approve_loan(loan_id: LoanId, caller: Admin, session: SessionDep) -> d
     operation_id="legacy_reject_loan",
     dependencies=WRITE,
     summary="Reject a new or requested loan",
+    responses=_errors(404, 409),
 )
 async def reject_loan(loan_id: LoanId, caller: Admin, session: SessionDep) -> dict[str, str]:
     await loans.decide(

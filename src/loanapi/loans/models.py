@@ -3,10 +3,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loanapi.db import Base, UTCDateTime, checked_enum, utcnow
+from loanapi.db import Base, Money, UTCDateTime, checked_enum, utcnow
 from loanapi.users.models import Role
 
 
@@ -35,9 +35,12 @@ class EventAction(enum.StrEnum):
     rolled_back = "rolled_back"
 
 
-MONEY = Numeric(14, 2)
-TOTAL = Numeric(16, 2)
-RATE = Numeric(5, 2)
+# Inputs allow a principal below 10^12, a rate up to 100 % and 1200 months; within those bounds
+# an installment stays below 1.1 * 10^12 and a total below 1.1 * 10^14.
+MONEY = Money(14)
+INSTALLMENT = Money(16)
+TOTAL = Money(20)
+RATE = Money(5)
 
 
 class LoanProduct(Base):
@@ -64,7 +67,7 @@ class Loan(Base):
     principal: Mapped[Decimal] = mapped_column(MONEY)
     annual_rate: Mapped[Decimal] = mapped_column(RATE)
     tenure_months: Mapped[int] = mapped_column(Integer)
-    emi: Mapped[Decimal] = mapped_column(MONEY)
+    emi: Mapped[Decimal] = mapped_column(INSTALLMENT)
     total_payable: Mapped[Decimal] = mapped_column(TOTAL)
     total_interest: Mapped[Decimal] = mapped_column(TOTAL)
     status: Mapped[LoanStatus] = mapped_column(checked_enum(LoanStatus, "loan_status"))
