@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = create_engine(settings)
     app.state.write_engine = app.state.engine.execution_options(sqlite_immediate=True)
+    app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
     app.state.hasher = Hasher(settings.pbkdf2_rounds)
     app.state.codec = token_codec(settings)

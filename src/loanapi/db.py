@@ -170,14 +170,19 @@ def mark_read(request: Request) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit when the handler returns, roll back on any error.
+    """One transaction per writing request: commit when the handler returns, roll back on error.
 
     On SQLite a write request's transaction starts with BEGIN IMMEDIATE (at its first
-    statement), so concurrent writers queue on the lock instead of failing.
+    statement), so concurrent writers queue on the lock instead of failing. On PostgreSQL a
+    request that only reads runs its statements in autocommit: no BEGIN and COMMIT round trips
+    for what has nothing to commit.
     """
     state = request.app.state
     writes = getattr(request.state, "writes", request.method in WRITE_METHODS)
-    bind = state.write_engine if writes and state.settings.is_sqlite else state.engine
+    if state.settings.is_sqlite:
+        bind = state.write_engine if writes else state.engine
+    else:
+        bind = state.engine if writes else state.read_engine
     async with state.sessionmaker(bind=bind) as session:
         try:
             yield session
