@@ -159,12 +159,12 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def mark_write(request: Request) -> None:
+async def mark_write(request: Request) -> None:
     """Route dependency for a GET that changes data (the legacy endpoints have some)."""
     request.state.writes = True
 
 
-def mark_read(request: Request) -> None:
+async def mark_read(request: Request) -> None:
     """Route dependency for a POST whose own transaction only reads (login)."""
     request.state.writes = False
 

@@ -25,15 +25,15 @@ TOKEN_URL = "/api/v1/auth/token"
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _hasher(request: Request) -> Hasher:
+async def _hasher(request: Request) -> Hasher:
     return request.app.state.hasher
 
 
-def _codec(request: Request) -> TokenCodec:
+async def _codec(request: Request) -> TokenCodec:
     return request.app.state.codec
 
 
@@ -83,7 +83,7 @@ UserId = Annotated[int, id_path("A user's id")]
 LoanId = Annotated[int, id_path("A loan's id")]
 
 
-def if_match(
+async def if_match(
     value: Annotated[
         str | None,
         Header(
@@ -131,7 +131,7 @@ DateQuery = Annotated[
 ]
 
 
-def loan_filters(
+async def loan_filters(
     status: Annotated[LoanStatus | None, Query()] = None,
     loan_type: Annotated[LoanType | None, Query()] = None,
     customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -170,9 +170,7 @@ def client_address(request: Request) -> str:
 class Accounts:
     """Registration and login with what they need from the request (hasher, address, ...)."""
 
-    def __init__(
-        self, request: Request, session: SessionDep, hasher: HasherDep, settings: SettingsDep
-    ) -> None:
+    def __init__(self, request: Request, session: AsyncSession, hasher: Hasher, settings: Settings):
         self.session, self.hasher, self.settings = session, hasher, settings
         self.address = client_address(request)
         self.writer = request.app.state.sessionmaker
@@ -199,4 +197,10 @@ class Accounts:
         )
 
 
-AccountsDep = Annotated[Accounts, Depends()]
+async def accounts(
+    request: Request, session: SessionDep, hasher: HasherDep, settings: SettingsDep
+) -> Accounts:
+    return Accounts(request, session, hasher, settings)
+
+
+AccountsDep = Annotated[Accounts, Depends(accounts)]
