@@ -148,7 +148,8 @@ def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
         # A fixed pool: an overflow pool churns connections under load (PERFORMANCE-NOTES.md).
         kwargs.setdefault("pool_size", settings.db_pool_size)
         kwargs.setdefault("max_overflow", 0)
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping: it costs a round trip per checkout; stale connections are recycled.
+        kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(settings.database_url, **kwargs)
 
 

@@ -1,15 +1,20 @@
 """Password hashing (passlib) and access tokens (python-jose): the only module that imports them."""
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
+import anyio
+import anyio.to_thread
 from jose import JWTError, jwt
 from passlib.context import CryptContext
-from starlette.concurrency import run_in_threadpool
 
 from loanapi.config import Settings
 from loanapi.db import utcnow
+
+T = TypeVar("T")
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "role", "iat", "exp", "jti")
@@ -22,7 +27,10 @@ class Hasher:
     on the event loop. `dummy_verify` spends the same time for an unknown username.
     """
 
-    def __init__(self, rounds: int) -> None:
+    def __init__(self, rounds: int, *, concurrent: int = 1) -> None:
+        # Hashes are CPU-bound: more at once per process only queue for the same cores and
+        # starve the event loop's thread; the rest wait their turn.
+        self._limiter = anyio.CapacityLimiter(concurrent)
         self._context = CryptContext(
             schemes=["pbkdf2_sha256"],
             pbkdf2_sha256__default_rounds=rounds,
@@ -32,14 +40,17 @@ class Hasher:
         self._dummy_hash = self._context.hash(uuid.uuid4().hex)
 
     async def hash(self, password: str) -> str:
-        return await run_in_threadpool(self._context.hash, password)
+        return await self._run(self._context.hash, password)
 
     async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
         """Check a password; the second value is a new hash when the stored one is outdated."""
-        return await run_in_threadpool(self._context.verify_and_update, password, password_hash)
+        return await self._run(self._context.verify_and_update, password, password_hash)
 
     async def dummy_verify(self, password: str) -> None:
-        await run_in_threadpool(self._context.verify, password, self._dummy_hash)
+        await self._run(self._context.verify, password, self._dummy_hash)
+
+    async def _run(self, function: Callable[..., T], *args: str) -> T:
+        return await anyio.to_thread.run_sync(function, *args, limiter=self._limiter)
 
 
 @dataclass(frozen=True)

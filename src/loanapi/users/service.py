@@ -129,6 +129,8 @@ async def authenticate(
     await throttle.check(session, per_address, address)
     failed = ((per_user, username), (per_address, address))
     user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    # Give the connection back before the slow hash: a login storm must not hold the pool.
+    await session.close()
     if user is None:
         await hasher.dummy_verify(password)
         await throttle.record_apart(writer, *failed)
