@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test test-browser lint format clean
+.PHONY: run test test-browser lint format clean bench bench-full
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,14 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache loanapi.db loanapi.db-*
 
 # Benchmarks (bench/README.md): PostgreSQL on 127.0.0.1:5432; results in bench/results/.
+# The bench extra (chart, progress bar, orjson, PyJWT) is installed when one is missing.
+BENCH_DEPS = $(BIN)/python -c "import matplotlib, orjson, tqdm, jwt" 2>/dev/null \
+	|| $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+
 bench: $(STAMP)  ## ~3 minutes: 10,000 loans, loanapi vs the reference floor
+	@$(BENCH_DEPS)
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 bench-full: $(STAMP)  ## 1,000,000 loans (seeded once, reused) plus the 10k database for scale
+	@$(BENCH_DEPS)
 	$(BIN)/python bench/run.py --full $(BENCH_ARGS)

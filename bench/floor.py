@@ -1,0 +1,226 @@
+# ruff: noqa: T201  (a command-line tool: it prints)
+"""The reference floor: the least a Python server must do for loanapi's list and get-one.
+
+Starlette + an asyncpg pool + orjson, served by uvicorn like loanapi (same worker count, uvloop,
+httptools). Per request it does the same work as loanapi: verify the HS256 JWT (same secret and
+claims), load the caller's user row by id and check it is active and an admin, run the SQL that
+loanapi emits (captured from its SQLAlchemy engine: same text, same parameters, so the same
+plan), and return the same JSON: `{"items": [...], "next_cursor": ...}`, money as two-place
+strings, timestamps ISO 8601 with `Z`, the same keyset cursor. The loanapi / floor throughput
+ratio then measures only framework, ORM and serialization overhead.
+
+    BENCH_FLOOR_DSN=postgresql://postgres@127.0.0.1:5432/loanapi_bench_10k \
+    BENCH_FLOOR_SECRET=... uvicorn floor:app --app-dir bench --workers 2 \
+        --loop uvloop --http httptools
+"""
+
+import base64
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+try:  # PyJWT when installed (the bench extra), else python-jose (a loanapi dependency)
+    import jwt as _pyjwt
+
+    def decode(token: str, key: str) -> dict:
+        return _pyjwt.decode(
+            token, key, algorithms=["HS256"], options={"require": ["exp", "iat", "sub", "jti"]}
+        )
+
+    JWT_LIBRARY = "pyjwt"
+except ImportError:  # pragma: no cover
+    from jose import jwt as _jose
+
+    def decode(token: str, key: str) -> dict:
+        claims = _jose.decode(token, key, algorithms=["HS256"])
+        if any(claims.get(name) in (None, "") for name in ("exp", "iat", "sub", "jti")):
+            raise ValueError("missing claim")
+        return claims
+
+    JWT_LIBRARY = "python-jose"
+
+SECRET = os.environ.get("BENCH_FLOOR_SECRET") or os.environ.get("LOANAPI_SECRET_KEY", "")
+DSN = os.environ.get("BENCH_FLOOR_DSN", "postgresql://postgres@127.0.0.1:5432/loanapi_bench_10k")
+POOL_SIZE = int(os.environ.get("LOANAPI_DB_POOL_SIZE", "10"))
+
+# The statements loanapi's SQLAlchemy engine sends (see bench/README.md to re-capture them).
+USER_SQL = (
+    "SELECT users.id, users.public_id, users.username, users.email, users.phone, "
+    "users.password_hash, users.role, users.status, users.approved_at, users.created_at, "
+    "users.updated_at \nFROM users \nWHERE users.id = $1::INTEGER"
+)
+COLUMNS = (
+    "id customer_id agent_id loan_type principal annual_rate tenure_months emi total_payable "
+    "total_interest status version created_at updated_at"
+).split()
+SELECT_LOANS = "SELECT " + ", ".join(f"loans.{c}" for c in COLUMNS) + " \nFROM loans"
+GET_SQL = SELECT_LOANS + " \nWHERE loans.id = $1::INTEGER"
+MONEY = ("principal", "annual_rate", "emi", "total_payable", "total_interest")
+TS = "::TIMESTAMP WITH TIME ZONE"
+FILTERS = (  # query parameter, SQL condition (in loanapi's order), kind
+    ("status", "loans.status = ${}", "str"),
+    ("loan_type", "loans.loan_type = ${}", "str"),
+    ("customer_id", "loans.customer_id = ${}::INTEGER", "int"),
+    ("created_from", "loans.created_at >= ${}" + TS, "from"),
+    ("created_to", "loans.created_at < ${}" + TS, "to"),
+    ("updated_from", "loans.updated_at >= ${}" + TS, "from"),
+    ("updated_to", "loans.updated_at < ${}" + TS, "to"),
+)
+
+
+class Problem(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+
+
+def problem(status: int, detail: str) -> Response:
+    body = {"type": "about:blank", "title": "Error", "status": status, "detail": detail}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(orjson.dumps(body), status, headers, "application/problem+json")
+
+
+def bound(value: str, upper: bool) -> datetime:
+    if len(value) == 10:
+        day = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        return day + timedelta(days=1) if upper else day
+    moment = datetime.fromisoformat(value)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment + timedelta(microseconds=1) if upper else moment
+
+
+def encode_cursor(created_at: datetime, row_id: int) -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    created, row_id = (
+        base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+    )
+    return datetime.fromisoformat(created), int(row_id)
+
+
+def loan_json(row: asyncpg.Record) -> dict:
+    item = dict(row.items())
+    for name in MONEY:
+        item[name] = f"{item[name]:.2f}"
+    return item
+
+
+async def admin_of(request: Request, conn: asyncpg.Connection) -> None:
+    """Verify the bearer token and load its user: 401 unless valid and active, 403 unless admin."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "Not authenticated")
+    try:
+        user_id = int(decode(token, SECRET)["sub"])
+    except Exception as exc:
+        raise Problem(401, "The token is invalid or expired") from exc
+    user = await conn.fetchrow(USER_SQL, user_id)
+    if user is None or user["status"] != "active":
+        raise Problem(401, "The token is invalid or expired")
+    if user["role"] != "admin":
+        raise Problem(403, "This endpoint is for the admin role")
+
+
+async def list_loans(request: Request) -> Response:
+    query = request.query_params
+    try:
+        limit = int(query.get("limit", "50"))
+        if not 1 <= limit <= 200:
+            raise ValueError("limit")
+        where, args = [], []
+        for name, condition, kind in FILTERS:
+            if (value := query.get(name)) is None:
+                continue
+            args.append(
+                int(value)
+                if kind == "int"
+                else bound(value, kind == "to")
+                if kind in ("from", "to")
+                else value
+            )
+            where.append(condition.format(len(args)))
+        if cursor := query.get("cursor"):
+            when, last_id = decode_cursor(cursor)
+            args += [when, when, last_id]
+            n = len(args)
+            where.append(
+                f"(loans.created_at < ${n - 2}{TS} OR loans.created_at = ${n - 1}{TS} "
+                f"AND loans.id < ${n}::INTEGER)"
+            )
+    except ValueError:
+        return problem(422, "invalid query parameter")
+    args.append(limit + 1)
+    sql = SELECT_LOANS + (" \nWHERE " + " AND ".join(where) if where else "")
+    sql += f" ORDER BY loans.created_at DESC, loans.id DESC \n LIMIT ${len(args)}::INTEGER"
+    try:
+        async with request.app.state.pool.acquire() as conn:
+            await admin_of(request, conn)
+            rows = await conn.fetch(sql, *args)
+    except Problem as exc:
+        return problem(exc.status, exc.detail)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    body = {
+        "items": [loan_json(row) for row in rows],
+        "next_cursor": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
+    }
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+
+
+async def get_loan(request: Request) -> Response:
+    try:
+        loan_id = int(request.path_params["loan_id"])
+    except ValueError:
+        return problem(422, "invalid loan id")
+    try:
+        async with request.app.state.pool.acquire() as conn:
+            await admin_of(request, conn)
+            row = await conn.fetchrow(GET_SQL, loan_id)
+    except Problem as exc:
+        return problem(exc.status, exc.detail)
+    if row is None:
+        return problem(404, f"No loan with id {loan_id}")
+    return Response(
+        orjson.dumps(loan_json(row), option=orjson.OPT_UTC_Z),
+        media_type="application/json",
+        headers={"ETag": f'"{row["version"]}"'},
+    )
+
+
+async def healthz(_request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def no_reset(_conn: asyncpg.Connection) -> None:
+    pass
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    # No reset on release (asyncpg's default costs a round trip per request): these requests
+    # leave no state on a connection (no transaction, LISTEN, advisory lock or SET).
+    app.state.pool = await asyncpg.create_pool(
+        DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=no_reset
+    )
+    yield
+    await app.state.pool.close()
+
+
+app = Starlette(
+    routes=[
+        Route("/api/v1/admin/loans", list_loans),
+        Route("/api/v1/admin/loans/{loan_id}", get_loan),
+        Route("/healthz", healthz),
+    ],
+    lifespan=lifespan,
+)

@@ -1,0 +1,358 @@
+# ruff: noqa: T201  (a command-line tool: it prints)
+"""Tables, targets, the summary line and the chart, from a results JSON of bench/run.py.
+
+.venv/bin/python bench/report.py                      # print the latest quick (and full) run
+.venv/bin/python bench/report.py FILE.json            # print one run
+.venv/bin/python bench/report.py --update-doc         # rewrite docs/PERFORMANCE.md's tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+DOC = BENCH.parent / "docs" / "PERFORMANCE.md"
+
+# name: (comparison, bound, what it is)
+TARGETS = {
+    "list_vs_floor": (">=", 0.5, "filtered list req/s, loanapi / floor, c16"),
+    "get_vs_floor": (">=", 0.5, "get-one req/s, loanapi / floor, c16"),
+    "p99_ms_max": ("<", 100, "worst p99 at c16 over every scenario but login (ms)"),
+    "scale_ratio": ("<=", 1.5, "filtered list p50 at 1M / at 10k loans, c16"),
+    "customer_scale_ratio": ("<=", 1.5, "a customer's list p50 at 1M / at 10k loans, c16"),
+    "deep_page_ratio": ("<=", 1.2, "p50 of a deep page / the first page, c16"),
+    "healthz_p99_ms": ("<", 50, "/healthz p99 while 16 clients log in (ms)"),
+    "get_p99_during_logins_ms": ("<", 100, "get-one p99 while 16 clients log in (ms)"),
+}
+ORDER = [
+    "admin_list",
+    "floor_list",
+    "get_one",
+    "floor_get",
+    "customer_list",
+    "schedule",
+    "legacy_getloans",
+    "apply",
+    "edit",
+    "approve",
+    "login",
+]
+FLOORS = {"floor_list", "floor_get"}
+
+
+def _c16(results: dict[str, Any], name: str) -> dict[str, Any] | None:
+    scenario = results.get("scenarios", {}).get(name)
+    return scenario["levels"].get("16") if scenario else None
+
+
+def _p99(run: dict[str, Any] | None) -> float | None:
+    if not run:
+        return None
+    return run["p99_ms"] if run["requests"] else math.inf
+
+
+def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    def ratio(a: str, b: str) -> float | None:
+        x, y = _c16(results, a), _c16(results, b)
+        return round(x["rps"] / y["rps"], 2) if x and y and y["rps"] else None
+
+    # no answer at all within a measurement counts as an infinite latency, never as none
+    p99s = [
+        (_p99(s["levels"]["16"]), name)
+        for name, s in results["scenarios"].items()
+        if name != "login" and name not in FLOORS and "16" in s["levels"]
+    ]
+    worst = max(p99s) if p99s else (None, None)
+    scale = results.get("scale") or {}
+    resp = (results.get("responsiveness") or {}).get("during_login_storm") or {}
+    deep = results.get("deep_page") or {}
+    return {
+        "list_vs_floor": ratio("admin_list", "floor_list"),
+        "get_vs_floor": ratio("get_one", "floor_get"),
+        "p99_ms_max": worst[0],
+        "p99_ms_max_scenario": worst[1],
+        "scale_ratio": scale.get("list_p50_ratio") if scale.get("available") else None,
+        "customer_scale_ratio": (
+            scale.get("customer_list_p50_ratio") if scale.get("available") else None
+        ),
+        "deep_page_ratio": deep.get("p50_ratio"),
+        "healthz_p99_ms": _p99(resp.get("healthz")),
+        "get_p99_during_logins_ms": _p99(resp.get("get_one")),
+    }
+
+
+def verdict(name: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    op, bound, _ = TARGETS[name]
+    ok = {">=": value >= bound, "<": value < bound, "<=": value <= bound}[op]
+    return "ok" if ok else "MISSED"
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def scenario_table(results: dict[str, Any]) -> str:
+    levels = [str(c) for c in results["meta"]["levels"]]
+    head = ["scenario"] + [f"c{c} {k}" for c in levels for k in ("req/s", "p50 ms", "p99 ms")]
+    head.append("non-2xx / errors")
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    names = [n for n in ORDER if n in results["scenarios"]]
+    names += [n for n in results["scenarios"] if n not in names]
+    for name in names:
+        s = results["scenarios"][name]
+        cells = [name + (" (!)" if s["flagged"] else "")]
+        bad = []
+        for c in levels:
+            r = s["levels"].get(c)
+            if r is None:
+                cells += ["", "", ""]
+                continue
+            cells += [_fmt(r["rps"]), _fmt(r["p50_ms"], 2), _fmt(r["p99_ms"], 2)]
+            if r["non2xx"] or r["errors"]:
+                bad.append(f"c{c}: {r['non2xx']}/{r['errors']}")
+        cells.append(", ".join(bad) or "0")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def targets_table(results: dict[str, Any]) -> str:
+    r = results.get("ratios") or ratios(results)
+    rows = ["| measure | value | target | verdict |", "|---|---|---|---|"]
+    for name, (op, bound, what) in TARGETS.items():
+        value = r.get(name)
+        shown = _fmt(value, 2)
+        if name == "p99_ms_max" and r.get("p99_ms_max_scenario"):
+            shown += f" ({r['p99_ms_max_scenario']})"
+        rows.append(f"| {name}: {what} | {shown} | {op} {bound} | {verdict(name, value)} |")
+    return "\n".join(rows)
+
+
+def extras(results: dict[str, Any]) -> str:
+    lines = []
+    deep = results.get("deep_page") or {}
+    if deep.get("first"):
+        lines.append(
+            f"- Deep page: page {deep['page']} of `/api/v1/admin/loans?limit=50` p50 "
+            f"{deep['deep']['p50_ms']} ms vs first page {deep['first']['p50_ms']} ms "
+            f"(ratio {deep['p50_ratio']}), c16."
+        )
+    scale = results.get("scale") or {}
+    if scale.get("available"):
+        for key, label in (("admin_list", "filtered list"), ("customer_list", "customer list")):
+            a, b = scale["10k"][key], scale["1m"][key]
+            lines.append(
+                f"- Scale, {label} (c16): 10k p50/p99 {a['p50_ms']}/{a['p99_ms']} ms, "
+                f"1M p50/p99 {b['p50_ms']}/{b['p99_ms']} ms."
+            )
+    else:
+        lines.append("- Scale: n/a (no 1,000,000-loan database yet: `make bench-full`).")
+    resp = results.get("responsiveness") or {}
+    if resp:
+        alone, during = resp["alone"], resp["during_login_storm"]
+        lines.append(
+            f"- Responsiveness ({resp['probe_rate_per_s']} req/s probes): /healthz p99 "
+            f"{alone['healthz']['p99_ms']} ms alone, {during['healthz']['p99_ms']} ms during "
+            f"the login storm; get-one p99 {alone['get_one']['p99_ms']} ms alone, "
+            f"{during['get_one']['p99_ms']} ms during it ({during['healthz']['requests']} and "
+            f"{during['get_one']['requests']} probe answers; storm: {resp['storm']['rps']} "
+            f"logins/s, p50 {resp['storm']['p50_ms']} ms)."
+        )
+    plans = [("", results.get("explain") or {})]
+    plans += [(f" ({k[8:]})", v) for k, v in scale.items() if k.startswith("explain_")]
+    for where, explained in plans:
+        for name, plan in explained.items():
+            lines.append(
+                f"- EXPLAIN {name}{where}: {'ok' if plan['ok'] else '**FLAG**'}, {plan['verdict']}"
+            )
+    for name, prof in (results.get("profile") or {}).items():
+        if not prof:
+            continue
+        packages = ", ".join(f"{k} {v}%" for k, v in prof["self_by_package"][:8])
+        frames = "; ".join(f"{k} {v}%" for k, v in prof["top_inclusive"] if v < 50)
+        lines.append(
+            f"- py-spy {name} (c16): {prof['gil_ms_per_request']} ms with the GIL held per "
+            f"request (= CPU per request on an idle machine; {prof['samples']} samples). "
+            f"Self time by package: {packages}. Inclusive (top frames): {frames[:700]}"
+        )
+    checks = results.get("checks") or {}
+    if checks and not (checks.get("floor_list_same_json") and checks.get("floor_get_same_json")):
+        lines.append("- **The floor's JSON differed from loanapi's** (see checks in the JSON).")
+    flagged = [n for n, s in results["scenarios"].items() if s["flagged"]]
+    if flagged:
+        lines.append(
+            f"- **Scenarios with non-2xx responses or socket errors: "
+            f"{', '.join(flagged)}** (numbers of such runs are not valid)."
+        )
+    return "\n".join(lines)
+
+
+def summary_line(results: dict[str, Any]) -> str:
+    r = results.get("ratios") or ratios(results)
+
+    def num(value: Any, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    return (
+        f"summary list_vs_floor={num(r['list_vs_floor'], 2)} "
+        f"get_vs_floor={num(r['get_vs_floor'], 2)} p99_ms_max={num(r['p99_ms_max'], 1)} "
+        f"healthz_p99_ms={num(r['healthz_p99_ms'], 1)} "
+        f"scale_ratio={num(r['scale_ratio'], 2)}"
+    )
+
+
+def header(results: dict[str, Any]) -> str:
+    m = results["meta"]
+    mach = m["machine"]
+    db = m["database"]
+    return (
+        f"{m['mode']} run {m['timestamp']}: {db['loans']:,} loans ({db['database']}), "
+        f"{m['workers']} workers, {m['generator']}, {m['duration_s']} s per measurement "
+        f"after {m['warmup_s']} s warm-up; {mach['cores']} cores, {mach['memory_gib']} GiB, "
+        f"{mach['cpu_model']}, PostgreSQL {mach.get('postgresql')}; wall "
+        f"{m.get('wall_seconds')} s; load average at start "
+        f"{' '.join(f'{x:.2f}' for x in mach['loadavg_at_start'])}"
+    )
+
+
+def markdown(results: dict[str, Any]) -> str:
+    return "\n\n".join(
+        [
+            f"_{header(results)}_",
+            scenario_table(results),
+            targets_table(results),
+            extras(results),
+            f"`{summary_line(results)}`",
+        ]
+    )
+
+
+def text(results: dict[str, Any], results_path: Path | None = None) -> str:
+    parts = [
+        header(results),
+        "",
+        scenario_table(results),
+        "",
+        targets_table(results),
+        "",
+        extras(results),
+    ]
+    if results_path:
+        parts += ["", f"results: {results_path}"]
+    parts += ["", summary_line(results)]
+    return "\n".join(parts)
+
+
+def chart(results: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart", file=sys.stderr)
+        return None
+    names = [n for n in ORDER if n in results["scenarios"] and n not in FLOORS]
+    cols = 3
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 4.2, rows * 3.2), squeeze=False)
+    floor_of = {"admin_list": "floor_list", "get_one": "floor_get"}
+    for ax, name in zip(axes.flat, names, strict=False):
+        for label, key, style in (("p50", "p50_ms", "-o"), ("p99", "p99_ms", "--o")):
+            for scenario, color, suffix in (
+                (name, "tab:blue", ""),
+                (floor_of.get(name), "tab:gray", " floor"),
+            ):
+                levels = (
+                    (results["scenarios"].get(scenario) or {}).get("levels") if scenario else None
+                )
+                if not levels:
+                    continue
+                xs = [int(c) for c in levels if levels[c][key] is not None]
+                ax.plot(
+                    xs,
+                    [levels[c][key] for c in levels if levels[c][key] is not None],
+                    style,
+                    color=color,
+                    label=label + suffix,
+                    markersize=3,
+                )
+        if name != "login":
+            ax.axhline(100, color="tab:red", linewidth=0.8, linestyle=":", label="p99 target")
+        c16 = results["scenarios"][name]["levels"].get("16")
+        flag = " (!)" if results["scenarios"][name]["flagged"] else ""
+        ax.set_title(
+            f"{name}{flag}" + (f": {c16['rps']:,.0f} req/s at c16" if c16 else ""), fontsize=9
+        )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks([int(c) for c in results["meta"]["levels"]])
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("concurrency", fontsize=8)
+        ax.set_ylabel("latency (ms)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.suptitle(
+        f"loanapi latency vs concurrency ({results['meta']['mode']}, "
+        f"{results['meta']['database']['loans']:,} loans, {results['meta']['timestamp']})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def update_doc(runs: dict[str, dict[str, Any]], doc: Path = DOC) -> None:
+    text_ = doc.read_text()
+    for mode, results in runs.items():
+        begin, end = f"<!-- bench:{mode}:begin -->", f"<!-- bench:{mode}:end -->"
+        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+        if not pattern.search(text_):
+            print(f"{doc}: no {begin} marker; skipped", file=sys.stderr)
+            continue
+        body = (
+            f"{begin}\n{markdown(results)}\n\n![latency vs concurrency, {mode}](../bench/"
+            f"results/latest-{mode}.png)\n{end}"
+        )
+        text_ = pattern.sub(lambda _m, body=body: body, text_)
+    doc.write_text(text_)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--update-doc", action="store_true", help="rewrite docs/PERFORMANCE.md")
+    args = parser.parse_args()
+    files = args.files or [
+        p for p in (RESULTS / "latest-quick.json", RESULTS / "latest-full.json") if p.exists()
+    ]
+    if not files:
+        raise SystemExit("no results yet: run `make bench`")
+    runs = {}
+    for path in files:
+        results = json.loads(path.read_text())
+        runs[results["meta"]["mode"]] = results
+        print(text(results, path) + "\n")
+    if args.update_doc:
+        update_doc(runs)
+        print(f"updated {DOC}")
+
+
+if __name__ == "__main__":
+    main()

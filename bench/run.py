@@ -1,0 +1,1114 @@
+# ruff: noqa: T201  (a command-line tool: it prints)
+"""loanapi benchmark: seed PostgreSQL, serve loanapi like production, load it, report.
+
+    .venv/bin/python bench/run.py --quick     # 10,000 loans, ~3 minutes (make bench)
+    .venv/bin/python bench/run.py --full      # 1,000,000 loans (+ the 10k database for scale)
+
+Results: bench/results/<timestamp>-<quick|full>.json (+ latest-<mode>.json) and a chart PNG;
+the last line printed is the `summary ...` line. See bench/README.md and docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+TMP = RESULTS / "tmp"
+sys.path.insert(0, str(BENCH))
+
+import load  # noqa: E402
+import report  # noqa: E402
+import seed  # noqa: E402
+from load import HOST, Req  # noqa: E402
+
+# A fixed signing key, so tokens made here are accepted by every worker (bench only).
+SECRET = "loanapi-bench-signing-key-not-for-production-0123456789"
+LIST_QUERY = "status=new&created_from={f}&created_to={t}&limit=50"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        return [int(p) for p in text.split()]
+    except OSError:
+        return []
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the bench itself is killed (no server is ever orphaned)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Server:
+    """A server process group (master + workers) started here and always stopped here."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int) -> None:
+        self.name, self.port = name, port
+        TMP.mkdir(parents=True, exist_ok=True)
+        self.log_path = TMP / f"{name}-{port}.log"
+        self.log_file = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=ROOT,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{self.port}/healthz", timeout=2) as r:
+                    if r.status == 200 and len(self.workers()) >= 1:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} not ready after {timeout} s: {self.log_path}")
+
+    def workers(self) -> list[int]:
+        found = []
+        for pid in children(self.proc.pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in cmdline:
+                found.append(pid)
+        return found
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid, *self.workers()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)  # our own process group, by its id
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+        self.log_file.close()
+
+
+def loop_and_parser(pid: int) -> dict[str, bool]:
+    """Whether a worker runs uvloop and httptools (their extension modules are loaded)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return {"uvloop": False, "httptools": False}
+    return {"uvloop": "/uvloop/loop." in maps, "httptools": "/httptools/parser/" in maps}
+
+
+def wait_idle(pids: list[int], limit: float = 30.0) -> float:
+    """Wait until the servers use < 5% of a core (e.g. abandoned logins still hashing)."""
+    began = time.monotonic()
+    last = cpu_seconds(pids)
+    while time.monotonic() - began < limit:
+        time.sleep(0.3)
+        now = cpu_seconds(pids)
+        if now - last < 0.015:
+            break
+        last = now
+    return time.monotonic() - began
+
+
+def start_loanapi(database: str, port: int, workers: int, rounds: int, wait: bool = True) -> Server:
+    env = {
+        **os.environ,
+        "LOANAPI_DATABASE_URL": seed.sqlalchemy_url(database),
+        "LOANAPI_SECRET_KEY": SECRET,
+        "LOANAPI_LOG_LEVEL": "WARNING",
+        "LOANAPI_PBKDF2_ROUNDS": str(rounds),
+    }
+    cmd = [
+        seed.loanapi_bin(),
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    server = Server("loanapi", cmd, env, port)
+    if wait:
+        server.wait_ready()
+    return server
+
+
+def start_floor(database: str, port: int, workers: int) -> Server:
+    env = {**os.environ, "BENCH_FLOOR_DSN": seed.dsn(database), "BENCH_FLOOR_SECRET": SECRET}
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "floor:app",
+        "--app-dir",
+        str(BENCH),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return Server("floor", cmd, env, port)
+
+
+# --- data for the scenarios --------------------------------------------------------------------
+
+
+def tokens_for(users: list[tuple[int, str]]) -> dict[int, str]:
+    from loanapi.security import TokenCodec
+
+    codec = TokenCodec(SECRET, 24 * 60)  # loanapi's own token format and claims
+    return {uid: codec.issue(user_id=uid, role=role) for uid, role in users}
+
+
+FIXTURE_TERMS = ("home_loan", "100000.00", 120)
+
+
+async def fixture_loans(database: str, marker: dict[str, Any], n: int, status: str) -> list[int]:
+    """`n` loans for the write scenarios to consume (status new or requested, with their
+    events), owned by the fixture customer and dated before the seeded data, so that they never
+    show on the pages the read scenarios load. The next reset deletes them."""
+    from decimal import Decimal
+
+    from loanapi.loans import pricing
+
+    loan_type, principal, tenure = FIXTURE_TERMS
+    agent, customer = marker["bench_agent_id"], marker["fixture_customer_id"]
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        rate = await conn.fetchval(
+            "SELECT annual_rate FROM loan_products WHERE loan_type = $1", loan_type
+        )
+        terms = pricing.price(Decimal(principal), rate, tenure)
+        snap = {
+            "loan_type": loan_type,
+            "principal": principal,
+            "annual_rate": f"{rate:.2f}",
+            "tenure_months": tenure,
+            "emi": f"{terms.emi:.2f}",
+            "total_payable": f"{terms.total_payable:.2f}",
+            "total_interest": f"{terms.total_interest:.2f}",
+            "status": "new",
+            "agent_id": None,
+        }
+        requested = status == "requested"
+        rows = await conn.fetch(
+            """
+            INSERT INTO loans (customer_id, agent_id, loan_type, principal, annual_rate,
+                tenure_months, emi, total_payable, total_interest, status, version,
+                created_at, updated_at)
+            SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                $12::timestamptz + g * interval '1 second', $12::timestamptz
+            FROM generate_series(1, $13) g RETURNING id
+            """,
+            *(customer, agent if requested else None, loan_type, Decimal(principal), rate),
+            *(tenure, terms.emi, terms.total_payable, terms.total_interest, status),
+            *(2 if requested else 1, seed.FIXTURE_AT, n),
+        )
+        ids = [r["id"] for r in rows]
+        created = json.dumps({k: {"from": None, "to": v} for k, v in snap.items()})
+        events = [(i, 1, "created", customer, "customer", created, json.dumps(snap)) for i in ids]
+        if requested:
+            change = {"status": {"from": "new", "to": "requested"}}
+            change["agent_id"] = {"from": None, "to": agent}
+            after = json.dumps({**snap, "status": "requested", "agent_id": agent})
+            events += [(i, 2, "requested", agent, "agent", json.dumps(change), after) for i in ids]
+        await conn.copy_records_to_table(
+            "loan_events",
+            records=[(*e[:5], seed.FIXTURE_AT, *e[5:]) for e in events],
+            columns=["loan_id", "version", "action", "actor_id", "actor_role", "at"]
+            + ["changes", "snapshot"],
+        )
+        return ids
+    finally:
+        await conn.close()
+
+
+async def pending_approvals(database: str, ids: list[int]) -> list[int]:
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        rows = await conn.fetch(
+            "SELECT id FROM loans WHERE id = ANY($1::int[]) AND status = 'requested' ORDER BY id",
+            ids,
+        )
+        return [r["id"] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def current_versions(database: str, ids: list[int]) -> list[tuple[int, int]]:
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        rows = await conn.fetch(
+            "SELECT id, version FROM loans WHERE id = ANY($1::int[]) ORDER BY id", ids
+        )
+        return [(r["id"], r["version"]) for r in rows]
+    finally:
+        await conn.close()
+
+
+async def samples(database: str, marker: dict[str, Any], seed_value: int = 7) -> dict[str, Any]:
+    """Random but repeatable picks: customers (uniform among those with loans), loan ids,
+    and 360-month loans with their owners."""
+    rng = random.Random(seed_value)
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        max_loan = marker["max_loan_id"]
+        customers = [
+            r["customer_id"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT customer_id FROM loans WHERE id <= $1 ORDER BY 1", max_loan
+            )
+        ]
+        long_loans = await conn.fetch(
+            "SELECT DISTINCT ON (customer_id) id, customer_id FROM loans "
+            "WHERE tenure_months = 360 AND id <= $1 ORDER BY customer_id, id",
+            max_loan,
+        )
+        pg_version = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    picked = rng.sample(customers, min(200, len(customers)))
+    return {
+        "customers": picked,
+        "loan_ids": [rng.randint(1, max_loan) for _ in range(1000)],
+        "schedules": [
+            (r["id"], r["customer_id"])
+            for r in rng.sample(list(long_loans), min(100, len(long_loans)))
+        ],
+        "pg_version": pg_version,
+    }
+
+
+def http_json(port: int, path: str, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")[:300]
+
+
+def follow_pages(port: int, path: str, token: str, pages: int) -> str | None:
+    """The cursor of page `pages` (1-based) of `path`, following next_cursor."""
+    cursor = None
+    for _ in range(pages - 1):
+        sep = "&" if "?" in path else "?"
+        url = path + (f"{sep}cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        status, body = http_json(port, url, token)
+        if status != 200 or not body.get("next_cursor"):
+            return None
+        cursor = body["next_cursor"]
+    return cursor
+
+
+# --- SQL and plans -----------------------------------------------------------------------------
+
+
+async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """The loan SELECT each request makes, captured from loanapi's own engine (in process)."""
+    import httpx
+    from sqlalchemy import event
+
+    from loanapi.app import create_app
+    from loanapi.config import Settings
+
+    settings = Settings(
+        database_url=seed.sqlalchemy_url(database), secret_key=SECRET, log_level="WARNING"
+    )
+    app = create_app(settings)
+    seen: list[tuple[str, Any]] = []
+
+    @event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
+    def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    captured = {}
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for name, (path, token) in requests.items():
+                seen.clear()
+                headers = {"Authorization": f"Bearer {token}", "x-access-token": token}
+                response = await client.get(path, headers=headers)
+                loans = [
+                    (s, p)
+                    for s, p in seen
+                    if s.lstrip().upper().startswith("SELECT") and "FROM loans" in s
+                ]
+                captured[name] = {
+                    "status": response.status_code,
+                    "sql": loans[-1][0] if loans else None,
+                    "params": list(loans[-1][1]) if loans else None,
+                }
+    finally:
+        await app.state.engine.dispose()
+    return captured
+
+
+SORT = re.compile(r"(^|->\s+)(Incremental )?Sort\b")
+ROWS = re.compile(r"actual time=[\d.]+\.\.[\d.]+ rows=(\d+)")
+REMOVED = re.compile(r"Rows Removed by Filter: (\d+)")
+USING = re.compile(r"(?:using|Index Scan on) (\w+)")
+
+
+async def explain(database: str, captured: dict[str, Any]) -> dict[str, Any]:
+    conn = await asyncpg.connect(seed.dsn(database))
+    out = {}
+    try:
+        for name, item in captured.items():
+            if not item.get("sql"):
+                out[name] = {"ok": False, "verdict": "no SQL captured", "lines": []}
+                continue
+            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + item["sql"], *item["params"])
+            lines = [r[0] for r in rows]
+            index = any("Index Scan" in line or "Index Only Scan" in line for line in lines)
+            seq = any("Seq Scan" in line for line in lines)
+            sorts = [line for line in lines if SORT.search(line.strip())]
+            sorted_rows = max(
+                (int(m.group(1)) for line in sorts if (m := ROWS.search(line))), default=0
+            )
+            removed = sum(int(m.group(1)) for line in lines if (m := REMOVED.search(line)))
+            used = sorted({m.group(1) for line in lines if (m := USING.search(line))})
+            # a Sort of a handful of rows (one customer's loans) is not a sort of the table;
+            # an index scan whose Filter discards thousands of rows reads them all the same
+            ok = index and not seq and sorted_rows <= 1000 and removed <= 1000
+            if seq or not index:
+                verdict = "SEQ SCAN" if seq else "no index scan"
+            elif sorted_rows > 1000:
+                verdict = f"SORT of {sorted_rows} rows"
+            elif removed > 1000:
+                verdict = f"index scan, {removed} rows read and discarded by a Filter"
+            else:
+                verdict = (
+                    f"index scan, sort of {sorted_rows} rows" if sorts else "index scan, no sort"
+                )
+            verdict += f" ({', '.join(used) or 'no index named'}"
+            verdict += f"; {removed} rows removed by filter)" if removed else ")"
+            key = [
+                line.strip()
+                for line in lines
+                if any(
+                    k in line
+                    for k in (
+                        "Scan",
+                        "Sort",
+                        "Limit",
+                        "Index Cond",
+                        "Filter",
+                        "Execution Time",
+                        "Sort Key",
+                    )
+                )
+            ]
+            out[name] = {
+                "ok": ok,
+                "verdict": verdict,
+                "lines": key,
+                "sql": item["sql"],
+                "params": [str(p) for p in item["params"]],
+            }
+    finally:
+        await conn.close()
+    return out
+
+
+# --- profiling (optional) ----------------------------------------------------------------------
+
+PACKAGES = (
+    "floor",
+    "jwt",
+    "sqlalchemy",
+    "pydantic",
+    "fastapi",
+    "starlette",
+    "asyncpg",
+    "jose",
+    "passlib",
+    "uvicorn",
+    "httptools",
+    "uvloop",
+    "prometheus_client",
+    "pythonjsonlogger",
+    "anyio",
+    "loanapi",
+    "json",
+    "asyncio",
+    "logging",
+    "ecdsa",
+    "cryptography",
+)
+
+
+def _package(frame: str) -> str:
+    where = frame.partition("(")[2]
+    for pkg in PACKAGES:
+        if where.startswith((f"{pkg}/", f"{pkg}.py")) or f"/{pkg}/" in where:
+            return pkg
+    return where.partition("/")[0].partition(".py")[0].partition(":")[0] or "?"
+
+
+def profile_summary(raw_files: list[Path], rate: int, requests: int) -> dict[str, Any]:
+    """From py-spy raw (collapsed) stacks: where the GIL-holding samples are, by the function
+    they were in (self), by the functions on their stack (inclusive), by package (self)."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
+    total = 0
+    for path in raw_files:
+        for line in path.read_text().splitlines() if path.exists() else []:
+            stack, _, count_text = line.rpartition(" ")
+            if not count_text.isdigit():
+                continue
+            count, frames = int(count_text), stack.split(";")
+            total += count
+            own[frames[-1]] += count
+            packages[_package(frames[-1])] += count
+            for frame in set(frames):
+                inclusive[frame] += count
+
+    def top(counter: Counter[str], n: int) -> list[tuple[str, float]]:
+        return [(k, round(100 * v / total, 1)) for k, v in counter.most_common(n)] if total else []
+
+    return {
+        "samples": total,
+        "requests": requests,
+        "gil_ms_per_request": round(1000 * total / rate / requests, 3) if requests else None,
+        "self_by_package": top(packages, 15),
+        "top_self": top(own, 25),
+        "top_inclusive": top(inclusive, 40),
+    }
+
+
+def profile(server: Server, reqs: list[Req], seconds: int, stamp: str) -> dict[str, Any] | None:
+    """py-spy on every worker while `reqs` run at c16; the summary of where the time goes."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        log("py-spy not installed: skipping the profile")
+        return None
+    rate, outputs, spies = 250, [], []
+    for pid in server.workers():
+        out = TMP / f"{stamp}-{server.name}-{pid}.txt"
+        outputs.append(out)
+        cmd = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(rate)]
+        # raw collapsed stacks; --gil keeps only samples holding the GIL (Python CPU time)
+        cmd += ["--format", "raw", "--output", str(out), "--nonblocking", "--gil"]
+        spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        result = load.run(server.port, reqs, 16, seconds + 1)
+    finally:
+        for spy_proc in spies:
+            try:
+                spy_proc.wait(seconds + 20)
+            except subprocess.TimeoutExpired:
+                spy_proc.kill()
+    summary = profile_summary(outputs, rate, int(result["rps"] * seconds))
+    summary["raw_files"] = [str(p.relative_to(ROOT)) for p in outputs]
+    return summary
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.partition(":")[2].strip()
+            break
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    wrk = load.wrk_path()
+    wrk_version = None
+    if wrk:
+        proc = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+        wrk_version = (proc.stdout + proc.stderr).splitlines()[0].strip()
+    from importlib.metadata import version
+
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "loanapi": version("loanapi"),
+        "wrk": wrk_version,
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.mode = "full" if args.full else "quick"
+        self.levels = [int(c) for c in args.concurrency.split(",")]
+        self.duration = args.duration or (10 if args.full else 3)
+        self.warmup = args.warmup
+        self.rounds = int(os.environ.get("LOANAPI_PBKDF2_ROUNDS", "600000"))
+        self.results: dict[str, Any] = {"scenarios": {}}
+        self.servers: list[Server] = []
+
+    # measuring
+
+    def idle(self) -> None:
+        wait_idle([pid for s in self.servers for pid in s.pids()])
+
+    def measure(
+        self,
+        port: int,
+        reqs: list[Req],
+        c: int,
+        duration: float,
+        warmup: float | None = None,
+        prepare: Any = None,
+        **kw: Any,
+    ) -> dict:
+        """Warm up, then measure. `prepare(c)` gives fresh (requests, options) for stateful
+        scenarios (versions to edit, loans still to approve) before each of the two runs."""
+        self.idle()
+        warmup = self.warmup if warmup is None else warmup
+        if warmup:
+            if prepare:
+                reqs, extra = prepare(c)
+                kw.update(extra)
+            load.run(port, reqs, c, warmup, generator=self.args.generator, **kw)
+        if prepare:
+            self.idle()  # requests abandoned by the warm-up may still be committing
+            reqs, extra = prepare(c)
+            kw.update(extra)
+        result = load.run(port, reqs, c, duration, generator=self.args.generator, **kw)
+        ms = lambda key: f"{result[key]:>8.2f}" if result[key] is not None else "     n/a"  # noqa: E731
+        log(
+            f"  c={c:<3} {result['rps']:>8.1f} req/s  p50 {ms('p50_ms')} ms  "
+            f"p99 {ms('p99_ms')} ms  non2xx {result['non2xx']}  errors {result['errors']}"
+        )
+        return result
+
+    def scenario(
+        self,
+        name: str,
+        port: int,
+        reqs: list[Req] | None,
+        describe: str,
+        durations: dict[int, float] | None = None,
+        floor: tuple[str, int] | None = None,
+        **kw: Any,
+    ) -> None:
+        """Measure at each concurrency; with `floor` (name, port), the floor's run of the same
+        requests follows each of loanapi's at once, so that both see the same background load."""
+        log(f"{name}: {describe}" + (f" (alternating with {floor[0]})" if floor else ""))
+        runs: dict[str, dict[str, Any]] = {name: {}}
+        for c in self.levels:
+            duration = (durations or {}).get(c, self.duration)
+            runs[name][str(c)] = self.measure(port, reqs or [], c, duration, **kw)
+            if floor:
+                log(f"  {floor[0]}:")
+                runs.setdefault(floor[0], {})[str(c)] = self.measure(
+                    floor[1], reqs or [], c, duration, **kw
+                )
+        for key, levels in runs.items():
+            if levels:
+                flagged = any(
+                    r["non2xx"] or r["errors"] or not r["requests"] for r in levels.values()
+                )
+                self.results["scenarios"][key] = {
+                    "describe": describe if key == name else "the floor: " + describe,
+                    "levels": levels,
+                    "flagged": flagged,
+                }
+
+    def prepare_edit(self, c: int) -> tuple[list[Req], dict[str, Any]]:
+        ids = self.edit_ids[:c]
+        return [], {
+            "edit": {**self.edit_spec, "loans": asyncio.run(current_versions(self.db, ids))}
+        }
+
+    def prepare_approve(self, c: int) -> tuple[list[Req], dict[str, Any]]:
+        """Requested loans still to approve, topped up to three times what the run should
+        use, estimated from the apply scenario at the same concurrency (similar work)."""
+        ids = asyncio.run(pending_approvals(self.db, self.approve_ids))
+        levels = self.results["scenarios"].get("apply", {}).get("levels", {})
+        rate = max(levels.get(str(c), {}).get("rps", 0), 200)
+        needed = int(3 * rate * (self.warmup + self.duration)) - len(ids)
+        if needed > 0:
+            more = asyncio.run(fixture_loans(self.db, self.marker, needed, "requested"))
+            self.approve_ids += more
+            ids += more
+        return self.approve_requests(ids), {}
+
+    def approve_requests(self, ids: list[int]) -> list[Req]:
+        admin = self.tokens[1]
+        return [
+            Req("POST", f"/api/v1/admin/loans/{i}/approve", {"Authorization": f"Bearer {admin}"})
+            for i in ids
+        ]
+
+    # the whole run
+
+    def run(self) -> dict[str, Any]:
+        args = self.args
+        began = time.monotonic()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.results["meta"] = {
+            "mode": self.mode,
+            "timestamp": stamp,
+            "machine": machine(),
+            "duration_s": self.duration,
+            "warmup_s": self.warmup,
+            "levels": self.levels,
+            "workers": args.workers,
+            "pbkdf2_rounds": self.rounds,
+            "generator": "wrk"
+            if (args.generator == "wrk" or (args.generator == "auto" and load.wrk_path()))
+            else "python",
+        }
+        n_main = 1_000_000 if args.full else 10_000
+        n_other = 10_000 if args.full else 1_000_000
+        marker = asyncio.run(seed.ensure(n_main, self.rounds))
+        other = asyncio.run(seed.ensure(n_other, self.rounds, create=args.full))
+        self.db = marker["database"]
+        self.results["meta"]["database"] = marker
+        self.marker = marker
+        self.approve_ids: list[int] = []  # created just before the approve scenario
+        self.edit_ids = asyncio.run(fixture_loans(self.db, marker, max(self.levels), "new"))
+        picks = asyncio.run(samples(self.db, marker))
+        self.results["meta"]["machine"]["postgresql"] = picks["pg_version"]
+        users = [(1, "admin"), (marker["bench_agent_id"], "agent")]
+        users += [(c, "customer") for c in picks["customers"]]
+        users += [(owner, "customer") for _, owner in picks["schedules"]]
+        self.tokens = tokens_for(users)
+        admin, agent = self.tokens[1], self.tokens[marker["bench_agent_id"]]
+        self.edit_spec = {
+            "headers": {"Authorization": f"Bearer {agent}", "Content-Type": "application/json"},
+            "bodies": ['{"principal": "100500.00"}', '{"principal": "100000.00"}'],
+        }
+        list_path = "/api/v1/admin/loans?" + LIST_QUERY.format(
+            f=marker["filter_from"], t=marker["filter_to"]
+        )
+        bearer = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+        list_reqs = [Req("GET", list_path, bearer(admin))]
+        get_reqs = [
+            Req("GET", f"/api/v1/admin/loans/{i}", bearer(admin)) for i in picks["loan_ids"]
+        ]
+        customer_reqs = [
+            Req("GET", "/api/v1/customer/loans", bearer(self.tokens[c])) for c in picks["customers"]
+        ]
+
+        TMP.mkdir(parents=True, exist_ok=True)
+        for old in TMP.glob("*.log"):  # the previous run's server logs
+            old.unlink()
+        with ExitStack() as stack:
+            stack.callback(self.stop_servers)
+            lp, fp = free_port(), free_port()
+            log(f"starting loanapi (port {lp}) and the floor (port {fp}), {args.workers} workers")
+            api = start_loanapi(self.db, lp, args.workers, self.rounds, wait=False)
+            self.servers.append(api)
+            floor = start_floor(self.db, fp, args.workers)
+            self.servers.append(floor)
+            api.wait_ready()
+            floor.wait_ready()
+            self.results["meta"]["server"] = {
+                "loanapi": {str(p): loop_and_parser(p) for p in api.workers()},
+                "floor": {str(p): loop_and_parser(p) for p in floor.workers()},
+                "loanapi_command": "loanapi serve --host 127.0.0.1 --port P --workers "
+                f"{args.workers}",
+            }
+            self.results["checks"] = self.checks(lp, fp, list_path, admin, picks)
+
+            # reads
+            self.scenario("admin_list", lp, list_reqs, "GET " + list_path, floor=("floor_list", fp))
+            self.scenario(
+                "get_one", lp, get_reqs, "GET /api/v1/admin/loans/{id}", floor=("floor_get", fp)
+            )
+            self.scenario(
+                "customer_list", lp, customer_reqs, "GET /api/v1/customer/loans (200 customers)"
+            )
+            self.scenario(
+                "schedule",
+                lp,
+                [
+                    Req(
+                        "GET", f"/api/v1/customer/loans/{loan}/schedule", bearer(self.tokens[owner])
+                    )
+                    for loan, owner in picks["schedules"]
+                ],
+                "GET /api/v1/customer/loans/{id}/schedule (360 months)",
+            )
+            self.scenario(
+                "legacy_getloans",
+                lp,
+                [
+                    Req("GET", "/getloans", {"x-access-token": self.tokens[c]})
+                    for c in picks["customers"]
+                ],
+                "GET /getloans (x-access-token, a customer)",
+            )
+            self.results["deep_page"] = self.deep_page(lp, admin, marker)
+            self.results["explain"] = self.plans(
+                self.db,
+                list_path,
+                admin,
+                self.tokens[picks["customers"][0]],
+                getattr(self, "deep_cursor", None),
+            )
+            if args.profile:
+                log("profiling the workers during the filtered list and get-one (py-spy)")
+                self.results["profile"] = {}
+                for name, server, reqs in (
+                    ("admin_list", api, list_reqs),
+                    ("floor_list", floor, list_reqs),
+                    ("get_one", api, get_reqs),
+                    ("floor_get", floor, get_reqs),
+                ):
+                    self.idle()
+                    self.results["profile"][name] = profile(server, reqs, 8, f"{stamp}-{name}")
+            # writes
+            self.scenario(
+                "apply",
+                lp,
+                [
+                    Req(
+                        "POST",
+                        "/api/v1/customer/loans",
+                        {**bearer(self.tokens[c]), "Content-Type": "application/json"},
+                        json.dumps({"loan_type": t, "principal": p, "tenure_months": n}),
+                    )
+                    for c in picks["customers"]
+                    for t, p, n in [("home_loan", "250000.00", 240), ("car_loan", "20000", 48)]
+                ],
+                "POST /api/v1/customer/loans",
+            )
+            self.scenario(
+                "edit",
+                lp,
+                None,
+                "PATCH /api/v1/agent/loans/{id} with If-Match (one loan per connection)",
+                mode="edit",
+                prepare=self.prepare_edit,
+            )
+            self.scenario(
+                "approve",
+                lp,
+                None,
+                "POST /api/v1/admin/loans/{id}/approve (a distinct requested loan each)",
+                mode="consume",
+                prepare=self.prepare_approve,
+            )
+            floor.stop()
+            self.servers.remove(floor)
+            # scale, responsiveness, login (login last: abandoned hashes keep the CPU busy)
+            self.results["scale"] = self.scale(
+                other, list_path, {"port": lp, "customers": picks["customers"]}
+            )
+            self.results["responsiveness"] = self.responsiveness(lp, get_reqs, picks)
+            login_reqs = [
+                Req(
+                    "POST",
+                    "/api/v1/auth/token",
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                    f"username=customer{c}&password={seed.PASSWORD}",
+                )
+                for c in picks["customers"]
+            ]
+            self.scenario(
+                "login",
+                lp,
+                login_reqs,
+                f"POST /api/v1/auth/token (PBKDF2 {self.rounds} rounds)",
+                durations={16: self.duration * 2, 64: self.duration * 3},
+                timeout=60,
+                warmup=0,
+            )  # a warm-up would leave hashes running
+            self.idle()
+        asyncio.run(seed.reset(self.db, marker))
+        self.results["meta"]["machine"]["loadavg_at_end"] = os.getloadavg()
+        self.results["meta"]["wall_seconds"] = round(time.monotonic() - began, 1)
+        self.results["ratios"] = report.ratios(self.results)
+        return self.results
+
+    def stop_servers(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers.clear()
+
+    def checks(
+        self, lp: int, fp: int, list_path: str, admin: str, picks: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Each endpoint answers, and the floor returns the same JSON as loanapi."""
+        checks: dict[str, Any] = {}
+        a = http_json(lp, list_path, admin)
+        b = http_json(fp, list_path, admin)
+        checks["list_status"] = [a[0], b[0]]
+        checks["list_items"] = len(a[1]["items"]) if a[0] == 200 else None
+        checks["floor_list_same_json"] = a == b
+        loan = picks["loan_ids"][0]
+        a = http_json(lp, f"/api/v1/admin/loans/{loan}", admin)
+        b = http_json(fp, f"/api/v1/admin/loans/{loan}", admin)
+        checks["floor_get_same_json"] = a == b
+        if not (checks["floor_list_same_json"] and checks["floor_get_same_json"]):
+            log(f"WARNING: the floor's JSON differs from loanapi's: {a} vs {b}")
+        return checks
+
+    def deep_page(self, port: int, admin: str, marker: dict[str, Any]) -> dict[str, Any]:
+        pages = self.args.deep_pages or (1000 if self.args.full else 100)
+        path = "/api/v1/admin/loans?limit=50"
+        log(f"deep page: following the cursor {pages} pages into {path}")
+        cursor = follow_pages(port, path, admin, pages)
+        if cursor is None:
+            return {"ok": False, "error": f"fewer than {pages} pages"}
+        self.deep_cursor = cursor
+        auth = {"Authorization": f"Bearer {admin}"}
+        deep = f"{path}&cursor={urllib.parse.quote(cursor)}"
+        first = self.measure(port, [Req("GET", path, auth)], 16, self.duration)
+        last = self.measure(port, [Req("GET", deep, auth)], 16, self.duration)
+        ratio = (
+            round(last["p50_ms"] / first["p50_ms"], 2)
+            if first["p50_ms"] and last["p50_ms"]
+            else None
+        )
+        return {
+            "page": pages,
+            "limit": 50,
+            "concurrency": 16,
+            "first": first,
+            "deep": last,
+            "p50_ratio": ratio,
+            "path": deep,
+        }
+
+    def plans(
+        self, database: str, list_path: str, admin: str, customer: str, deep: str | None
+    ) -> dict:
+        """EXPLAIN of each list query, with the SQL loanapi sends (captured in process)."""
+        requests = {
+            "admin_list": (list_path, admin),
+            "customer_list": ("/api/v1/customer/loans", customer),
+            "admin_unfiltered": ("/api/v1/admin/loans?limit=50", admin),
+            "legacy_getloans": ("/getloans", customer),
+        }
+        if deep:
+            requests["admin_deep_page"] = (
+                f"/api/v1/admin/loans?limit=50&cursor={urllib.parse.quote(deep)}",
+                admin,
+            )
+        plans = asyncio.run(explain(database, asyncio.run(capture_sql(database, requests))))
+        for name, plan in plans.items():
+            log(
+                f"EXPLAIN {name} on {database}: {'ok' if plan['ok'] else 'FLAG'}: {plan['verdict']}"
+            )
+            for line in plan["lines"]:
+                log(f"    {line}")
+        return plans
+
+    def scale(self, other: dict[str, Any] | None, list_path: str, main: dict[str, Any]) -> dict:
+        """The filtered list and a customer's list at c16 on both databases: a second loanapi
+        serves the other one, and the two are measured alternately (same background load)."""
+        if other is None:
+            return {"available": False}
+        log(f"scale: the same lists on {self.db} and {other['database']}, alternately")
+        port = free_port()
+        server = start_loanapi(other["database"], port, self.args.workers, self.rounds)
+        self.servers.append(server)
+        try:
+            picks = asyncio.run(samples(other["database"], other))
+            tokens = tokens_for([(1, "admin")] + [(c, "customer") for c in picks["customers"]])
+            sides: dict[str, dict[str, Any]] = {self.db: {}, other["database"]: {}}
+            for side_port, side_tokens, customers, side in (
+                (main["port"], self.tokens, main["customers"], self.db),
+                (port, tokens, picks["customers"], other["database"]),
+            ):
+                sides[side]["lists"] = (
+                    [Req("GET", list_path, {"Authorization": f"Bearer {side_tokens[1]}"})],
+                    [
+                        Req("GET", "/api/v1/customer/loans", {"Authorization": f"Bearer {t}"})
+                        for t in (side_tokens[c] for c in customers)
+                    ],
+                )
+                sides[side]["port"] = side_port
+            for index, key in enumerate(("admin_list", "customer_list")):
+                for database, side in sides.items():
+                    log(f"  {key} on {database}:")
+                    side[key] = self.measure(side["port"], side["lists"][index], 16, self.duration)
+        finally:
+            server.stop()
+            self.servers.remove(server)
+        plans = self.plans(
+            other["database"], list_path, tokens[1], tokens[picks["customers"][0]], None
+        )
+        mine, theirs = sides[self.db], sides[other["database"]]
+        small, big = (theirs, mine) if self.args.full else (mine, theirs)
+
+        def ratio(key: str) -> float | None:
+            a, b = small[key]["p50_ms"], big[key]["p50_ms"]
+            return round(b / a, 2) if a and b else None
+
+        keep = ("admin_list", "customer_list")
+        return {
+            "available": True,
+            "10k": {k: small[k] for k in keep},
+            "1m": {k: big[k] for k in keep},
+            "list_p50_ratio": ratio("admin_list"),
+            "customer_list_p50_ratio": ratio("customer_list"),
+            "concurrency": 16,
+            "explain_" + ("10k" if self.args.full else "1m"): plans,
+        }
+
+    def responsiveness(self, port: int, get_reqs: list[Req], picks: dict[str, Any]) -> dict:
+        """p99 of /healthz and get-one (light probes, 50 req/s each) alone, then while 16
+        clients log in continuously."""
+        health = [Req("GET", "/healthz")]
+        login = [
+            Req(
+                "POST",
+                "/api/v1/auth/token",
+                {"Content-Type": "application/x-www-form-urlencoded"},
+                f"username=customer{c}&password={seed.PASSWORD}",
+            )
+            for c in picks["customers"]
+        ]
+
+        def probes(seconds: float) -> dict[str, Any]:
+            runs = {
+                "healthz": load.PythonRun(port, health, 2, seconds, rate=25, processes=1),
+                "get_one": load.PythonRun(port, get_reqs, 2, seconds, rate=25, processes=1),
+            }
+            return {name: r.result() for name, r in runs.items()}
+
+        self.idle()
+        log("responsiveness: probes alone")
+        alone = probes(self.duration)
+        log("responsiveness: probes during a login storm (16 clients)")
+        storm_seconds = self.duration + 3
+        if load.wrk_path() and self.args.generator != "python":
+            storm = load.WrkRun(port, login, 16, storm_seconds, timeout=60)
+        else:
+            storm = load.PythonRun(port, login, 16, storm_seconds, timeout=60)
+        time.sleep(1.5)  # let the storm reach every worker first
+        during = probes(self.duration)
+        storm_result = storm.result()
+        for name, r in during.items():
+            log(
+                f"  {name}: p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms (alone: "
+                f"p99 {alone[name]['p99_ms']} ms); logins {storm_result['rps']}/s"
+            )
+        self.idle()
+        return {
+            "alone": alone,
+            "during_login_storm": during,
+            "storm": storm_result,
+            "probe_rate_per_s": 50,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="loanapi benchmark")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="10,000 loans (default)")
+    size.add_argument("--full", action="store_true", help="1,000,000 loans")
+    parser.add_argument("--duration", type=int, help="seconds per measurement (4 quick, 10 full)")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each")
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--deep-pages", type=int, help="page to reach (100 quick, 1000 full)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the list scenario")
+    args = parser.parse_args()
+
+    def terminate(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the finally blocks: servers stop
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
+    results = Bench(args).run()
+    RESULTS.mkdir(exist_ok=True)
+    mode, stamp = results["meta"]["mode"], results["meta"]["timestamp"]
+    path = RESULTS / f"{stamp}-{mode}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    shutil.copyfile(path, RESULTS / f"latest-{mode}.json")
+    chart = report.chart(results, RESULTS / f"{stamp}-{mode}.png")
+    if chart:
+        shutil.copyfile(chart, RESULTS / f"latest-{mode}.png")
+    print(report.text(results, results_path=path))
+
+
+if __name__ == "__main__":
+    main()
