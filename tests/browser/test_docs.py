@@ -12,13 +12,7 @@ Needs Debian's `chromium` (/usr/bin/chromium, or LOANAPI_TEST_CHROMIUM) and the 
 
 import os
 import re
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,9 +20,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.conftest import ADMIN
+from tests.live_server import live_server as serve
+
 pytestmark = pytest.mark.browser
 
-CLI = Path(sys.executable).with_name("loanapi")
 CHROMIUM = (
     os.environ.get("LOANAPI_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 )
@@ -44,9 +40,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SCREENSHOT = ARTIFACTS / "docs-me.png"
-ADMIN = {"username": "admin", "password": "admin-password-1", "email": "admin@example.com"}
 CUSTOMER = {"username": "carol", "email": "carol@example.com", "password": "s3cret-pass"}
-START_TIMEOUT = 30.0
 UI_TIMEOUT_MS = 15_000
 
 
@@ -56,60 +50,11 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[str]:
     """`loanapi serve` on a free port and a fresh SQLite database; yields its base URL."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOANAPI_")}
-    env.update(
-        {
-            "LOANAPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'docs.db'}",
-            "LOANAPI_SECRET_KEY": secrets.token_urlsafe(48),
-            "LOANAPI_PBKDF2_ROUNDS": "1000",
-            "LOANAPI_ADMIN_USERNAME": ADMIN["username"],
-            "LOANAPI_ADMIN_PASSWORD": ADMIN["password"],
-            "LOANAPI_ADMIN_EMAIL": ADMIN["email"],
-            "LOANAPI_LOG_LEVEL": "WARNING",
-        }
-    )
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,  # no stray .env is read
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not healthy in {START_TIMEOUT}s:\n{log.read_text()}")
-            time.sleep(0.1)
+    with serve(tmp_path, ADMIN) as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session, nothing else
-            process.wait(timeout=10)
 
 
 def foreign(urls: list[str]) -> list[str]:

@@ -12,19 +12,17 @@ Run with `pytest tests/sdk -m sdk`.
 import importlib
 import os
 import re
-import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests.conftest import ADMIN
+from tests.live_server import live_server as serve
 
 pytestmark = pytest.mark.sdk
 
@@ -32,9 +30,7 @@ BIN = Path(sys.executable).parent
 CLI = BIN / "loanapi"
 GENERATOR = BIN / "openapi-python-client"
 PACKAGE = "loanapi_client"
-ADMIN = {"username": "admin", "password": "admin-password-1", "email": "admin@example.com"}
 PASSWORD = "s3cret-pass"
-START_TIMEOUT = 30.0
 # Lines of the generator's output that are not a problem with the document.
 GENERATOR_NOISE = re.compile(r"^(Generating .*)?$")
 # Warnings the generator is allowed to print about the document: none.
@@ -52,67 +48,11 @@ def _need(path: Path, what: str) -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _server_env(tmp_path: Path) -> dict[str, str]:
-    """Our environment minus any LOANAPI_* of the caller's, plus the test server's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOANAPI_")}
-    env.update(
-        {
-            "LOANAPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sdk.db'}",
-            "LOANAPI_SECRET_KEY": secrets.token_urlsafe(48),
-            "LOANAPI_PBKDF2_ROUNDS": "1000",
-            "LOANAPI_ADMIN_USERNAME": ADMIN["username"],
-            "LOANAPI_ADMIN_PASSWORD": ADMIN["password"],
-            "LOANAPI_ADMIN_EMAIL": ADMIN["email"],
-            "LOANAPI_LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
-
-
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[str]:
     """`loanapi serve` on a free port and a fresh SQLite database; yields its base URL."""
-    workdir = tmp_path / "server"
-    workdir.mkdir()
-    port = _free_port()
-    log = workdir / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=_server_env(workdir),
-            cwd=workdir,  # no stray .env is read
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not healthy in {START_TIMEOUT}s:\n{log.read_text()}")
-            time.sleep(0.1)
+    with serve(tmp_path, ADMIN) as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session, nothing else
-            process.wait(timeout=10)
 
 
 @dataclass
