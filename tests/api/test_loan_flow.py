@@ -38,9 +38,7 @@ async def test_apply_edit_request_approve(client, customer, agent, admin):
     assert requested.json()["status"] == "requested"
     assert requested.json()["agent_id"] == agent.id
 
-    approved = await client.post(
-        f"/api/v1/admin/loans/{loan['id']}/approve", headers=admin.headers
-    )
+    approved = await client.post(f"/api/v1/admin/loans/{loan['id']}/approve", headers=admin.headers)
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "approved"
     assert approved.json()["version"] == 4
@@ -51,7 +49,10 @@ async def test_apply_edit_request_approve(client, customer, agent, admin):
     assert history.status_code == 200
     events = history.json()["items"]
     assert [(e["version"], e["action"]) for e in events] == [
-        (1, "created"), (2, "edited"), (3, "requested"), (4, "approved")
+        (1, "created"),
+        (2, "edited"),
+        (3, "requested"),
+        (4, "approved"),
     ]
     assert events[1]["changes"]["principal"] == {"from": "10000.00", "to": "20000.00"}
     assert events[3]["snapshot"]["status"] == "approved"
