@@ -6,38 +6,14 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import LOAN_KEYS, assert_problem
+
 LOANS = "/api/v1/customer/loans"
-PROBLEM_JSON = "application/problem+json"
-LOAN_KEYS = {
-    "id",
-    "customer_id",
-    "agent_id",
-    "loan_type",
-    "principal",
-    "annual_rate",
-    "tenure_months",
-    "emi",
-    "total_payable",
-    "total_interest",
-    "status",
-    "version",
-    "created_at",
-    "updated_at",
-}
 MONEY_KEYS = ("principal", "annual_rate", "emi", "total_payable", "total_interest")
 EVENT_KEYS = {"version", "action", "actor_id", "actor_role", "at", "changes", "snapshot"}
 ROW_KEYS = {"installment", "payment", "principal", "interest", "balance"}
 MONEY = re.compile(r"-?\d+\.\d{2}")
 CENT = Decimal("0.01")
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert {"type", "title", "status", "detail"} <= set(body)
-    assert body["status"] == status
-    return dict(body)
 
 
 def assert_field_error(response: Any, *loc: str) -> dict[str, Any]:

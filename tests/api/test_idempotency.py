@@ -10,20 +10,11 @@ from sqlalchemy import update
 from loanapi.db import utcnow
 from loanapi.loans.models import IdempotencyKey
 from tests.conftest import register
+from tests.helpers import assert_problem
 
 LOANS = "/api/v1/customer/loans"
-PROBLEM_JSON = "application/problem+json"
 REPLAYED = "idempotent-replayed"
 BODY = {"loan_type": "home_loan", "principal": "10000", "tenure_months": 12}
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert {"type", "title", "status", "detail"} <= set(body)
-    assert body["status"] == status
-    return dict(body)
 
 
 def with_key(caller: Any, key: str) -> dict[str, str]:

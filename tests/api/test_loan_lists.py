@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import update
 
 from loanapi.loans.models import Loan
+from tests.helpers import assert_field_error, assert_problem
 
-PROBLEM_JSON = "application/problem+json"
 CUSTOMER_LOANS = "/api/v1/customer/loans"
 LIST_PATHS = {"admin": "/api/v1/admin/loans", "agent": "/api/v1/agent/loans"}
 
@@ -19,22 +19,6 @@ START = datetime(2026, 3, 2, 0, 0, 0, tzinfo=UTC)
 END = datetime(2026, 3, 2, 23, 59, 59, 999999, tzinfo=UTC)
 AFTER = datetime(2026, 3, 3, 0, 0, 0, tzinfo=UTC)
 MOMENTS = (BEFORE, START, END, AFTER)
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert {"type", "title", "status", "detail"} <= set(body)
-    assert body["status"] == status
-    return dict(body)
-
-
-def assert_field_error(response: Any, *loc: str) -> dict[str, Any]:
-    body = assert_problem(response, 422)
-    assert isinstance(body["errors"], list)
-    assert list(loc) in [error["loc"][: len(loc)] for error in body["errors"]], body
-    return body
 
 
 async def apply(

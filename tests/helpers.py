@@ -1,0 +1,37 @@
+"""Assertions shared by the API tests."""
+
+from typing import Any
+
+PROBLEM_JSON = "application/problem+json"
+LOAN_KEYS = {
+    "id",
+    "customer_id",
+    "agent_id",
+    "loan_type",
+    "principal",
+    "annual_rate",
+    "tenure_months",
+    "emi",
+    "total_payable",
+    "total_interest",
+    "status",
+    "version",
+    "created_at",
+    "updated_at",
+}
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    body = response.json()
+    assert {"type", "title", "status", "detail"} <= set(body)
+    assert body["status"] == status
+    return dict(body)
+
+
+def assert_field_error(response: Any, *loc: str) -> dict[str, Any]:
+    body = assert_problem(response, 422)
+    assert isinstance(body["errors"], list)
+    assert list(loc) in [error["loc"][: len(loc)] for error in body["errors"]], body
+    return body
