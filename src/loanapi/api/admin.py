@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from loanapi.api.common import loan_response
+from loanapi.api.common import history_response, loan_response
 from loanapi.api.deps import AdminUser, IfMatch, LoanFiltersDep, LoanId, SessionDep, UserId
 from loanapi.errors import problem_responses
 from loanapi.idempotency import IdempotencyDep
@@ -199,9 +199,7 @@ async def get_loan(
     responses=problem_responses(404),
 )
 async def loan_history(loan_id: LoanId, admin: AdminUser, session: SessionDep) -> LoanHistory:
-    return LoanHistory.model_validate(
-        {"items": await loans.history(session, loan_id)}, from_attributes=True
-    )
+    return history_response(await loans.history(session, loan_id))
 
 
 @router.post(

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from loanapi.api.common import loan_response
+from loanapi.api.common import history_response, loan_response
 from loanapi.api.deps import CustomerUser, IfMatch, LoanId, SessionDep
 from loanapi.errors import problem_responses
 from loanapi.idempotency import IdempotencyDep
@@ -75,8 +75,7 @@ async def get_loan(
     responses=problem_responses(404),
 )
 async def loan_history(loan_id: LoanId, customer: CustomerUser, session: SessionDep) -> LoanHistory:
-    events = await loans.history(session, loan_id, customer_id=customer.id)
-    return LoanHistory.model_validate({"items": events}, from_attributes=True)
+    return history_response(await loans.history(session, loan_id, customer_id=customer.id))
 
 
 @router.post(

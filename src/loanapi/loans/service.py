@@ -204,6 +204,13 @@ async def apply(session: AsyncSession, *, customer: User, data: LoanCreate) -> L
     return loan
 
 
+def _permit(loan: Loan, action: Action, expected_version: int | None) -> LoanStatus:
+    """The preconditions of every change, in order: a stale If-Match (412), then the state (409)."""
+    if expected_version is not None and expected_version != loan.version:
+        raise StaleVersion(loan.version)
+    return next_status(loan.status, action)
+
+
 async def _change(
     session: AsyncSession,
     *,
@@ -215,9 +222,7 @@ async def _change(
     reason: str | None = None,
 ) -> Loan:
     """Move `loan` through the state machine; no-op when nothing would change."""
-    if expected_version is not None and expected_version != loan.version:
-        raise StaleVersion(loan.version)
-    status = next_status(loan.status, action)
+    status = _permit(loan, action, expected_version)
     before = state_of(loan)
     after = {**before, **values, "status": status}
     if after == before:
@@ -251,9 +256,7 @@ async def edit(
     expected_version: int | None,
 ) -> Loan:
     loan = await get_loan(session, loan_id)
-    if expected_version is not None and expected_version != loan.version:
-        raise StaleVersion(loan.version)
-    next_status(loan.status, Action.edit)  # 409 before any 422 about the terms
+    _permit(loan, Action.edit, expected_version)  # 412/409 before any 422 about the terms
     loan_type = data.loan_type or loan.loan_type
     principal = pricing.to_cents(data.principal) if data.principal is not None else loan.principal
     tenure = data.tenure_months if data.tenure_months is not None else loan.tenure_months
@@ -287,9 +290,7 @@ async def rollback(
     expected_version: int | None,
 ) -> Loan:
     loan = await get_loan(session, loan_id)
-    if expected_version is not None and expected_version != loan.version:
-        raise StaleVersion(loan.version)
-    next_status(loan.status, Action.rollback)
+    _permit(loan, Action.rollback, expected_version)
     if version >= loan.version:
         raise Unprocessable.field(
             ("body", "version"),
