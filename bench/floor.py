@@ -150,13 +150,9 @@ async def list_loans(request: Request) -> Response:
             )
             where.append(condition.format(len(args)))
         if cursor := query.get("cursor"):
-            when, last_id = decode_cursor(cursor)
-            args += [when, when, last_id]
+            args += decode_cursor(cursor)
             n = len(args)
-            where.append(
-                f"(loans.created_at < ${n - 2}{TS} OR loans.created_at = ${n - 1}{TS} "
-                f"AND loans.id < ${n}::INTEGER)"
-            )
+            where.append(f"(loans.created_at, loans.id) < (${n - 1}{TS}, ${n}::INTEGER)")
     except ValueError:
         return problem(422, "invalid query parameter")
     args.append(limit + 1)

@@ -380,7 +380,7 @@ def follow_pages(port: int, path: str, token: str, pages: int) -> str | None:
 
 
 async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """The loan SELECT each request makes, captured from loanapi's own engine (in process)."""
+    """The loan SELECT each request makes, captured from loanapi's connections (in process)."""
     import httpx
     from sqlalchemy import event
 
@@ -393,9 +393,13 @@ async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> di
     app = create_app(settings)
     seen: list[tuple[str, Any]] = []
 
-    @event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
-    def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
-        seen.append((statement, parameters))
+    # asyncpg's own query logger: loanapi sends some reads straight to asyncpg, past
+    # SQLAlchemy's cursor events.
+    @event.listens_for(app.state.engine.sync_engine, "connect")
+    def on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.driver_connection.add_query_logger(
+            lambda record: seen.append((record.query, record.args))
+        )
 
     captured = {}
     transport = httpx.ASGITransport(app=app)

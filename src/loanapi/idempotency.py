@@ -10,10 +10,9 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from pydantic import BaseModel
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +25,6 @@ from loanapi.loans.models import IdempotencyKey
 
 KEEP_FOR = timedelta(hours=24)
 REPLAYED_HEADER = "Idempotent-Replayed"
-M = TypeVar("M", bound=BaseModel)
 
 
 class Replay(Exception):
@@ -51,12 +49,12 @@ class Idempotency:
     def __init__(self, row: IdempotencyKey | None = None) -> None:
         self._row = row
 
-    def record(self, model: M, status_code: int = 200) -> M:
+    def record(self, response: Response) -> Response:
         """Store the response the handler is about to return; returns it unchanged."""
         if self._row is not None:
-            self._row.status_code = status_code
-            self._row.body = model.model_dump_json()
-        return model
+            self._row.status_code = response.status_code
+            self._row.body = bytes(response.body).decode()
+        return response
 
 
 async def _fingerprint(request: Request) -> bytes:

@@ -2,14 +2,13 @@
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select, tuple_
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Integer, Select, bindparam, tuple_
 
 from loanapi.db import MAX_ID
 from loanapi.errors import Unprocessable
@@ -28,6 +27,13 @@ class Page(BaseModel, Generic[T]):
 class PageParams(BaseModel):
     limit: int
     after: tuple[datetime, int] | None
+
+    def binds(self) -> dict[str, Any]:
+        """The values of a `keyset` statement's bindparams."""
+        binds: dict[str, Any] = {"limit": self.limit + 1}
+        if self.after is not None:
+            binds["cursor_at"], binds["cursor_id"] = self.after
+        return binds
 
 
 def encode_cursor(created_at: datetime, row_id: int) -> str:
@@ -63,24 +69,34 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 
 def keyset(
     query: Select[Any],
-    params: PageParams,
-    created_at: InstrumentedAttribute[datetime],
-    row_id: InstrumentedAttribute[int],
+    with_cursor: bool,
+    created_at: Any,
+    row_id: Any,
 ) -> Select[Any]:
-    """Order newest first and start after the cursor; fetch one extra row to see if more exist."""
-    if params.after is not None:
-        when, last_id = params.after
+    """Order newest first and, `with_cursor`, start after it; fetch one extra row to see if more
+    exist. The cursor and limit are bindparams: run it with `PageParams.binds()`."""
+    if with_cursor:
         # A row comparison, so the index on (created_at, id) seeks straight to the cursor and a
         # page deep in the list costs what the first one does.
-        query = query.where(tuple_(created_at, row_id) < tuple_(when, last_id))
-    return query.order_by(created_at.desc(), row_id.desc()).limit(params.limit + 1)
+        cursor = tuple_(
+            bindparam("cursor_at", type_=created_at.type), bindparam("cursor_id", type_=row_id.type)
+        )
+        query = query.where(tuple_(created_at, row_id) < cursor)
+    limit = bindparam("limit", type_=Integer())
+    return query.order_by(created_at.desc(), row_id.desc()).limit(limit)
 
 
 def make_page(rows: Sequence[Any], params: PageParams, item: type[T]) -> Page[T]:
-    """Turn the rows of a `keyset` query into a page of `item`s with the next cursor."""
+    """Turn the rows (mappings or objects) of a `keyset` query into a page of `item`s."""
     more = len(rows) > params.limit
     rows = rows[: params.limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return Page[item](  # type: ignore[valid-type]
-        items=[item.model_validate(row) for row in rows], next_cursor=next_cursor
+    next_cursor = encode_cursor(*_key(rows[-1])) if more else None
+    return Page[item].model_validate(  # type: ignore[valid-type]
+        {"items": rows, "next_cursor": next_cursor}, from_attributes=True
     )
+
+
+def _key(row: Any) -> tuple[datetime, int]:
+    if isinstance(row, Mapping):
+        return row["created_at"], row["id"]
+    return row.created_at, row.id

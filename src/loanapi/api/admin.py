@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from loanapi.api.common import history_response, loan_response
-from loanapi.api.deps import AdminUser, IfMatch, LoanFiltersDep, LoanId, SessionDep, UserId
+from loanapi.api.common import history_response, loan_response, user_response
+from loanapi.api.deps import V1, AdminUser, IfMatch, LoanFiltersDep, LoanId, SessionDep, UserId
 from loanapi.errors import problem_responses
 from loanapi.idempotency import IdempotencyDep
 from loanapi.loans import service as loans
@@ -24,7 +24,7 @@ from loanapi.users import service as users
 from loanapi.users.models import Role, UserStatus
 from loanapi.users.schemas import UserRead
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=problem_responses(401, 403, 422))
+router = APIRouter(prefix=f"{V1}/admin", tags=["admin"], responses=problem_responses(401, 403, 422))
 
 
 class AgentStatus(StrEnum):
@@ -100,10 +100,8 @@ async def list_agent_applications(
 )
 async def approve_agent(
     admin: AdminUser, session: SessionDep, agent_id: UserId, idem: IdempotencyDep
-) -> UserRead:
-    return idem.record(
-        UserRead.model_validate(await users.approve_agent(session, agent_id=agent_id))
-    )
+) -> Response:
+    return idem.record(user_response(await users.approve_agent(session, agent_id=agent_id)))
 
 
 @router.post(
@@ -115,10 +113,8 @@ async def approve_agent(
 )
 async def reject_agent(
     admin: AdminUser, session: SessionDep, agent_id: UserId, idem: IdempotencyDep
-) -> UserRead:
-    return idem.record(
-        UserRead.model_validate(await users.reject_agent(session, agent_id=agent_id))
-    )
+) -> Response:
+    return idem.record(user_response(await users.reject_agent(session, agent_id=agent_id)))
 
 
 @router.post(
@@ -130,9 +126,9 @@ async def reject_agent(
 )
 async def disable_user(
     admin: AdminUser, session: SessionDep, user_id: UserId, idem: IdempotencyDep
-) -> UserRead:
+) -> Response:
     return idem.record(
-        UserRead.model_validate(await users.disable_user(session, user_id=user_id, actor=admin))
+        user_response(await users.disable_user(session, user_id=user_id, actor=admin))
     )
 
 
@@ -145,8 +141,8 @@ async def disable_user(
 )
 async def enable_user(
     admin: AdminUser, session: SessionDep, user_id: UserId, idem: IdempotencyDep
-) -> UserRead:
-    return idem.record(UserRead.model_validate(await users.enable_user(session, user_id=user_id)))
+) -> Response:
+    return idem.record(user_response(await users.enable_user(session, user_id=user_id)))
 
 
 @router.get(
@@ -185,10 +181,8 @@ async def list_loans(
     summary="One loan",
     responses=problem_responses(404),
 )
-async def get_loan(
-    loan_id: LoanId, admin: AdminUser, session: SessionDep, response: Response
-) -> LoanRead:
-    return loan_response(await loans.get_loan(session, loan_id), response)
+async def get_loan(loan_id: LoanId, admin: AdminUser, session: SessionDep) -> Response:
+    return loan_response(await loans.read_loan(session, loan_id))
 
 
 @router.get(
@@ -215,8 +209,7 @@ async def approve_loan(
     session: SessionDep,
     idem: IdempotencyDep,
     expected_version: IfMatch,
-    response: Response,
-) -> LoanRead:
+) -> Response:
     loan = await loans.decide(
         session,
         loan_id=loan_id,
@@ -224,7 +217,7 @@ async def approve_loan(
         action=Action.approve,
         expected_version=expected_version,
     )
-    return idem.record(loan_response(loan, response))
+    return idem.record(loan_response(loan))
 
 
 @router.post(
@@ -240,9 +233,8 @@ async def reject_loan(
     session: SessionDep,
     idem: IdempotencyDep,
     expected_version: IfMatch,
-    response: Response,
     data: LoanReject | None = None,
-) -> LoanRead:
+) -> Response:
     loan = await loans.decide(
         session,
         loan_id=loan_id,
@@ -251,7 +243,7 @@ async def reject_loan(
         expected_version=expected_version,
         reason=data.reason if data else None,
     )
-    return idem.record(loan_response(loan, response))
+    return idem.record(loan_response(loan))
 
 
 @router.put(

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from loanapi.api.common import history_response, loan_response
-from loanapi.api.deps import AgentUser, IfMatch, LoanFiltersDep, LoanId, SessionDep
+from loanapi.api.deps import V1, AgentUser, IfMatch, LoanFiltersDep, LoanId, SessionDep
 from loanapi.errors import problem_responses
 from loanapi.idempotency import IdempotencyDep
 from loanapi.loans import service as loans
@@ -16,7 +16,7 @@ from loanapi.users import service as users
 from loanapi.users.models import Role
 from loanapi.users.schemas import UserRead
 
-router = APIRouter(prefix="/agent", tags=["agent"], responses=problem_responses(401, 403, 422))
+router = APIRouter(prefix=f"{V1}/agent", tags=["agent"], responses=problem_responses(401, 403, 422))
 
 
 @router.get(
@@ -48,10 +48,8 @@ async def list_loans(
     summary="One loan",
     responses=problem_responses(404),
 )
-async def get_loan(
-    loan_id: LoanId, agent: AgentUser, session: SessionDep, response: Response
-) -> LoanRead:
-    return loan_response(await loans.get_loan(session, loan_id), response)
+async def get_loan(loan_id: LoanId, agent: AgentUser, session: SessionDep) -> Response:
+    return loan_response(await loans.read_loan(session, loan_id))
 
 
 @router.patch(
@@ -67,12 +65,11 @@ async def edit_loan(
     agent: AgentUser,
     session: SessionDep,
     expected_version: IfMatch,
-    response: Response,
-) -> LoanRead:
+) -> Response:
     loan = await loans.edit(
         session, loan_id=loan_id, actor=agent, data=data, expected_version=expected_version
     )
-    return loan_response(loan, response)
+    return loan_response(loan)
 
 
 @router.post(
@@ -88,12 +85,11 @@ async def request_loan(
     session: SessionDep,
     idem: IdempotencyDep,
     expected_version: IfMatch,
-    response: Response,
-) -> LoanRead:
+) -> Response:
     loan = await loans.request(
         session, loan_id=loan_id, agent=agent, expected_version=expected_version
     )
-    return idem.record(loan_response(loan, response))
+    return idem.record(loan_response(loan))
 
 
 @router.post(
@@ -110,8 +106,7 @@ async def rollback_loan(
     session: SessionDep,
     idem: IdempotencyDep,
     expected_version: IfMatch,
-    response: Response,
-) -> LoanRead:
+) -> Response:
     loan = await loans.rollback(
         session,
         loan_id=loan_id,
@@ -119,7 +114,7 @@ async def rollback_loan(
         version=data.version,
         expected_version=expected_version,
     )
-    return idem.record(loan_response(loan, response))
+    return idem.record(loan_response(loan))
 
 
 @router.get(

@@ -3,14 +3,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordRequestForm
 
-from loanapi.api.deps import AccountsDep, CodecDep, CurrentUser
+from loanapi.api.deps import V1, AccountsDep, CodecDep, CurrentUser
 from loanapi.db import mark_read
 from loanapi.errors import Unauthorized, problem_responses
 from loanapi.security import TokenCodec
 from loanapi.users.models import Role, User
 from loanapi.users.schemas import Token, UserCreate, UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=f"{V1}/auth", tags=["auth"])
 basic = HTTPBasic(auto_error=False, description="Username and password")
 
 

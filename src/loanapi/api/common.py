@@ -1,16 +1,31 @@
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import Response
+from pydantic import BaseModel
 
-from loanapi.loans.models import Loan, LoanEvent
+from loanapi.loans.models import LoanEvent
 from loanapi.loans.schemas import LoanHistory, LoanRead
+from loanapi.users.models import User
+from loanapi.users.schemas import UserRead
 
 
-def loan_response(loan: Loan, response: Response) -> LoanRead:
-    """The Loan body, with its version as the ETag for a later If-Match."""
-    read = LoanRead.model_validate(loan)
-    response.headers["ETag"] = f'"{read.version}"'
-    return read
+def model_response(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """The model as JSON, serialized once: FastAPI would validate a returned model again
+    against the route's response_model (which documents it)."""
+    return Response(model.model_dump_json(), status_code, headers, "application/json")
+
+
+def loan_response(loan: Any, status_code: int = 200) -> Response:
+    """A Loan body from an ORM loan or a row, with its version as the ETag for a later If-Match."""
+    read = LoanRead.model_validate(loan, from_attributes=True)
+    return model_response(read, status_code, {"ETag": f'"{read.version}"'})
+
+
+def user_response(user: User) -> Response:
+    return model_response(UserRead.model_validate(user))
 
 
 def history_response(events: Sequence[LoanEvent]) -> LoanHistory:

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from loanapi.api.common import history_response, loan_response
-from loanapi.api.deps import CustomerUser, IfMatch, LoanId, SessionDep
+from loanapi.api.deps import V1, CustomerUser, IfMatch, LoanId, SessionDep
 from loanapi.errors import problem_responses
 from loanapi.idempotency import IdempotencyDep
 from loanapi.loans import service as loans
@@ -15,7 +15,7 @@ from loanapi.loans.workflow import Action
 from loanapi.pagination import Page, PageDep
 
 router = APIRouter(
-    prefix="/customer", tags=["customer"], responses=problem_responses(401, 403, 422)
+    prefix=f"{V1}/customer", tags=["customer"], responses=problem_responses(401, 403, 422)
 )
 
 
@@ -32,10 +32,9 @@ async def apply_loan(
     customer: CustomerUser,
     session: SessionDep,
     idem: IdempotencyDep,
-    response: Response,
-) -> LoanRead:
+) -> Response:
     loan = await loans.apply(session, customer=customer, data=data)
-    return idem.record(loan_response(loan, response), 201)
+    return idem.record(loan_response(loan, 201))
 
 
 @router.get(
@@ -61,10 +60,8 @@ async def list_loans(
     summary="One of the caller's loans",
     responses=problem_responses(404),
 )
-async def get_loan(
-    loan_id: LoanId, customer: CustomerUser, session: SessionDep, response: Response
-) -> LoanRead:
-    return loan_response(await loans.get_loan(session, loan_id, customer_id=customer.id), response)
+async def get_loan(loan_id: LoanId, customer: CustomerUser, session: SessionDep) -> Response:
+    return loan_response(await loans.read_loan(session, loan_id, customer_id=customer.id))
 
 
 @router.get(
@@ -91,8 +88,7 @@ async def withdraw_loan(
     session: SessionDep,
     idem: IdempotencyDep,
     expected_version: IfMatch,
-    response: Response,
-) -> LoanRead:
+) -> Response:
     loan = await loans.decide(
         session,
         loan_id=loan_id,
@@ -101,7 +97,7 @@ async def withdraw_loan(
         expected_version=expected_version,
         customer_id=customer.id,
     )
-    return idem.record(loan_response(loan, response))
+    return idem.record(loan_response(loan))
 
 
 @router.get(

@@ -18,7 +18,8 @@ from loanapi.users import service as users
 from loanapi.users.models import Role, User
 from loanapi.users.schemas import UserCreate
 
-TOKEN_URL = "/api/v1/auth/token"
+V1 = "/api/v1"
+TOKEN_URL = f"{V1}/auth/token"
 
 # scope="function": the transaction commits before the response is sent, so a client never
 # sees a success for a change that then failed to commit.
@@ -44,15 +45,13 @@ CodecDep = Annotated[TokenCodec, Depends(_codec)]
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-async def current_user(
-    request: Request,
-    session: SessionDep,
-    codec: CodecDep,
-    token: Annotated[str | None, Depends(bearer)],
-) -> User:
+BearerToken = Annotated[str | None, Depends(bearer)]
+
+
+async def current_user(request: Request, session: SessionDep, token: BearerToken) -> User:
     if not token:
         raise Unauthorized("Not authenticated")
-    user = await users.user_from_token(session, token=token, codec=codec)
+    user = await users.user_from_token(session, token=token, codec=request.app.state.codec)
     request.state.user_id = user.id  # for the access log
     return user
 
@@ -60,8 +59,10 @@ async def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require_role(role: Role) -> Callable[[User], Awaitable[User]]:
-    async def caller_with_role(user: CurrentUser) -> User:
+def require_role(role: Role) -> Callable[..., Awaitable[User]]:
+    # Not a dependency on current_user: every level of dependencies costs CPU on each request.
+    async def caller_with_role(request: Request, session: SessionDep, token: BearerToken) -> User:
+        user = await current_user(request, session, token)
         if user.role is not role:
             raise Forbidden(f"This endpoint is for the {role.value} role")
         return user

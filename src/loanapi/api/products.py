@@ -1,10 +1,10 @@
 from fastapi import APIRouter
 
-from loanapi.api.deps import SessionDep
+from loanapi.api.deps import V1, SessionDep
 from loanapi.loans import service as loans
 from loanapi.loans.schemas import LoanProductRead
 
-router = APIRouter(tags=["products"])
+router = APIRouter(prefix=V1, tags=["products"])
 
 
 @router.get(

@@ -7,10 +7,12 @@ context wide enough that only the explicit rounding to cents affects the result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 CENT = Decimal("0.01")
 PRECISION = 40
+# Wide enough that only the explicit rounding to cents affects a result.
+_EXACT = Context(prec=PRECISION)
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -18,9 +20,8 @@ _ONE = Decimal(1)
 
 def to_cents(value: Decimal) -> Decimal:
     """Round to whole cents the way a borrower expects (half away from zero)."""
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
-        return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    # An explicit context, not a `with localcontext()`: a schedule rounds four times a month.
+    return value.quantize(CENT, rounding=ROUND_HALF_UP, context=_EXACT)
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,14 @@ def _validate(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> N
 
 def monthly_rate(annual_rate: Decimal) -> Decimal:
     """Convert a yearly percentage into the per-month fraction the formulas work with."""
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
+    with localcontext(_EXACT):
         return annual_rate / Decimal(1200)
 
 
 def emi(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Decimal:
     """Equal monthly instalment that repays the principal with interest over the tenure."""
     _validate(principal, annual_rate, tenure_months)
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
+    with localcontext(_EXACT):
         rate = monthly_rate(annual_rate)
         if rate == _ZERO:
             return to_cents(principal / tenure_months)
@@ -90,13 +89,14 @@ def _rows(
     balance = to_cents(principal)
     for number in range(1, tenure_months + 1):
         interest = to_cents(balance * rate)
+        # Sums and differences of whole cents are whole cents: no rounding needed.
         if number < tenure_months:
-            principal_part = to_cents(instalment - interest)
+            principal_part = instalment - interest
             payment = instalment
         else:
             principal_part = balance
-            payment = to_cents(principal_part + interest)
-        balance = to_cents(balance - principal_part)
+            payment = principal_part + interest
+        balance = balance - principal_part
         rows.append(Installment(number, payment, principal_part, interest, balance))
     return tuple(rows)
 
@@ -104,8 +104,7 @@ def _rows(
 def schedule(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Schedule:
     """Full plan, so callers can show borrowers exactly where each payment goes."""
     instalment = emi(principal, annual_rate, tenure_months)
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
+    with localcontext(_EXACT):
         rows = _rows(principal, monthly_rate(annual_rate), instalment, tenure_months)
         total_payable = to_cents(sum((row.payment for row in rows), _ZERO))
         total_interest = to_cents(total_payable - to_cents(principal))

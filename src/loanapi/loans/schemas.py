@@ -1,5 +1,6 @@
 from datetime import datetime
 from decimal import Decimal
+from operator import methodcaller
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
@@ -8,13 +9,12 @@ from loanapi.loans.models import EventAction, LoanStatus, LoanType
 from loanapi.users.models import Role
 from loanapi.users.schemas import PLAIN_TEXT
 
-
-def _two_places(value: Decimal) -> str:
-    return f"{value:.2f}"
-
-
 # Out: a decimal string with two places. In: a JSON number or string, at most two places.
-MoneyOut = Annotated[Decimal, PlainSerializer(_two_places, return_type=str, when_used="json")]
+# A C-level callable: lists and schedules format thousands of amounts per response.
+MoneyOut = Annotated[
+    Decimal,
+    PlainSerializer(methodcaller("__format__", ".2f"), return_type=str, when_used="json"),
+]
 MoneyIn = Annotated[
     Decimal,
     Field(gt=0, max_digits=14, decimal_places=2, allow_inf_nan=False, examples=["10000.00"]),

@@ -4,15 +4,17 @@ Every change is a conditional UPDATE on (id, version) plus one LoanEvent in the 
 transaction, so two racing requests can never both win and versions have no holes.
 """
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loanapi.db import utcnow
+from loanapi.db import fetch, utcnow
 from loanapi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from loanapi.loans import pricing
 from loanapi.loans.models import EventAction, Loan, LoanEvent, LoanProduct, LoanStatus, LoanType
@@ -127,15 +129,38 @@ def _priced(
 # --- loading ----------------------------------------------------------------------------------
 
 
+def _the_loan(query: Select[Any], loan_id: int, customer_id: int | None) -> Select[Any]:
+    """With `customer_id`, another customer's loan is simply not found."""
+    query = query.where(Loan.id == loan_id)
+    return query if customer_id is None else query.where(Loan.customer_id == customer_id)
+
+
 async def get_loan(session: AsyncSession, loan_id: int, *, customer_id: int | None = None) -> Loan:
-    """The loan, or 404; with `customer_id`, another customer's loan is simply not found."""
-    query = select(Loan).where(Loan.id == loan_id)
-    if customer_id is not None:
-        query = query.where(Loan.customer_id == customer_id)
+    """The loan to change, or 404."""
+    query = _the_loan(select(Loan), loan_id, customer_id)
     loan = await session.scalar(query.execution_options(populate_existing=True))
     if loan is None:
         raise LoanNotFound(loan_id)
     return loan
+
+
+# Built once: a statement built per request costs a third of what running it does.
+_LOAN_ROW = select(Loan.__table__).where(Loan.id == bindparam("loan_id"))
+_CUSTOMERS_LOAN_ROW = _LOAN_ROW.where(Loan.customer_id == bindparam("customer_id"))
+
+
+async def read_loan(
+    session: AsyncSession, loan_id: int, *, customer_id: int | None = None
+) -> Mapping[str, Any]:
+    """The loan as a plain row for a response, or 404 (an entity costs more than the query)."""
+    if customer_id is None:
+        rows = await fetch(session, _LOAN_ROW, {"loan_id": loan_id})
+    else:
+        params = {"loan_id": loan_id, "customer_id": customer_id}
+        rows = await fetch(session, _CUSTOMERS_LOAN_ROW, params)
+    if not rows:
+        raise LoanNotFound(loan_id)
+    return rows[0]
 
 
 async def history(
@@ -149,8 +174,8 @@ async def history(
 
 
 async def schedule(session: AsyncSession, loan_id: int, *, customer_id: int) -> pricing.Schedule:
-    loan = await get_loan(session, loan_id, customer_id=customer_id)
-    return pricing.schedule(loan.principal, loan.annual_rate, loan.tenure_months)
+    loan = await read_loan(session, loan_id, customer_id=customer_id)
+    return pricing.schedule(loan["principal"], loan["annual_rate"], loan["tenure_months"])
 
 
 # --- changes ----------------------------------------------------------------------------------
@@ -375,27 +400,30 @@ class LoanFilters:
     updated_from: datetime | None = None
     updated_before: datetime | None = None
 
-    def apply(self, query: Select[Any]) -> Select[Any]:
-        equal = {
-            Loan.status: self.status,
-            Loan.loan_type: self.loan_type,
-            Loan.customer_id: self.customer_id,
-            Loan.agent_id: self.agent_id,
-        }
-        for column, value in equal.items():
-            if value is not None:
-                query = query.where(column == value)
-        if self.any_status:
-            query = query.where(Loan.status.in_(self.any_status))
-        if self.created_from is not None:
-            query = query.where(Loan.created_at >= self.created_from)
-        if self.created_before is not None:
-            query = query.where(Loan.created_at < self.created_before)
-        if self.updated_from is not None:
-            query = query.where(Loan.updated_at >= self.updated_from)
-        if self.updated_before is not None:
-            query = query.where(Loan.updated_at < self.updated_before)
-        return query
+    def params(self) -> dict[str, Any]:
+        """The filters given, by name; each is a bindparam of the same name in _CONDITIONS."""
+        return {name: value for name, value in vars(self).items() if value not in (None, ())}
+
+
+# Each filter's condition. A list's statement is built once per combination of filters and
+# cursor (a statement built per request costs a third of what running it does).
+_CONDITIONS = {
+    "status": Loan.status == bindparam("status"),
+    "any_status": Loan.status.in_(bindparam("any_status", expanding=True)),
+    "loan_type": Loan.loan_type == bindparam("loan_type"),
+    "customer_id": Loan.customer_id == bindparam("customer_id"),
+    "agent_id": Loan.agent_id == bindparam("agent_id"),
+    "created_from": Loan.created_at >= bindparam("created_from"),
+    "created_before": Loan.created_at < bindparam("created_before"),
+    "updated_from": Loan.updated_at >= bindparam("updated_from"),
+    "updated_before": Loan.updated_at < bindparam("updated_before"),
+}
+
+
+@functools.cache
+def _list_statement(filters: tuple[str, ...], with_cursor: bool) -> Select[Any]:
+    query = select(Loan.__table__).where(*(_CONDITIONS[name] for name in filters))
+    return keyset(query, with_cursor, Loan.created_at, Loan.id)
 
 
 async def list_loans(
@@ -403,8 +431,9 @@ async def list_loans(
 ) -> Page[LoanRead]:
     # Plain rows, not ORM objects: a list only reads, and building entities costs more than
     # the query itself.
-    query = keyset(filters.apply(select(Loan.__table__)), page, Loan.created_at, Loan.id)
-    rows = (await session.execute(query)).all()
+    params = filters.params()
+    query = _list_statement(tuple(params), page.after is not None)
+    rows = await fetch(session, query, {**params, **page.binds()})
     return make_page(rows, page, LoanRead)
 
 

@@ -5,13 +5,13 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from loanapi import throttle
 from loanapi.config import Settings
-from loanapi.db import MAX_ID, utcnow
+from loanapi.db import MAX_ID, fetch, utcnow
 from loanapi.errors import (
     Conflict,
     Forbidden,
@@ -184,16 +184,24 @@ async def _save_hash(
         )
 
 
+_USER_BY_ID = select(User.__table__).where(User.__table__.c.id == bindparam("id"))
+
+
 async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCodec) -> User:
     """The token's user, reloaded now: a disabled or rejected user's token stops working."""
     try:
         claims = codec.read(token)
     except InvalidToken as exc:
         raise InvalidTokenError from exc
-    user = await session.get(User, claims.user_id) if 1 <= claims.user_id <= MAX_ID else None
-    if user is None or user.status is not UserStatus.active:
+    if not 1 <= claims.user_id <= MAX_ID:
         raise InvalidTokenError
-    return user
+    # A Core read, not session.get: this runs on every request, and the ORM's execution and
+    # identity map cost more than the query. The caller is a detached User (read, never changed).
+    rows = await fetch(session, _USER_BY_ID, {"id": claims.user_id})
+    if not rows or rows[0]["status"] != UserStatus.active:
+        raise InvalidTokenError
+    row = rows[0]
+    return User(**{**row, "role": Role(row["role"]), "status": UserStatus(row["status"])})
 
 
 # --- listing ----------------------------------------------------------------------------------
@@ -215,7 +223,8 @@ async def list_users(
         query = query.where(User.status.in_(statuses))
     if exclude_id is not None:
         query = query.where(User.id != exclude_id)
-    rows = (await session.scalars(keyset(query, page, User.created_at, User.id))).all()
+    query = keyset(query, page.after is not None, User.created_at, User.id)
+    rows = (await session.scalars(query, page.binds())).all()
     return make_page(rows, page, item)
 
 
