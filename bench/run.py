@@ -384,7 +384,7 @@ async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> di
     import httpx
     from sqlalchemy import event
 
-    from loanapi.app import create_app
+    from loanapi.app import close_databases, create_app
     from loanapi.config import Settings
 
     settings = Settings(
@@ -420,7 +420,7 @@ async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> di
                     "params": list(loans[-1][1]) if loans else None,
                 }
     finally:
-        await app.state.engine.dispose()
+        await close_databases(app)
     return captured
 
 

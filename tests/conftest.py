@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from loanapi import migrate
-from loanapi.app import bootstrap_admin, create_app
+from loanapi.app import bootstrap_admin, close_databases, create_app
 from loanapi.config import Settings
 from loanapi.db import Base
 from loanapi.models import load_all
@@ -150,7 +150,7 @@ async def _reset(app: Any, database: Database) -> None:
 async def shared_app(database: Database) -> AsyncIterator[Any]:
     app = create_app(make_settings(database))
     yield app
-    await app.state.engine.dispose()
+    await close_databases(app)
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ async def make_app(app: Any, database: Database) -> AsyncIterator[Callable[..., 
 
     yield factory
     for each in created:
-        await each.state.engine.dispose()
+        await close_databases(each)
 
 
 SECRET_KEY_WORDS = ("password", "hash", "secret")

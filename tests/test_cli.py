@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from loanapi.app import create_app
+from loanapi.app import close_databases, create_app
 from loanapi.cli import app as cli
 from loanapi.config import Settings
 
@@ -102,7 +102,7 @@ def login(path: Path, username: str, password: str) -> tuple[int, dict[str, Any]
                 assert me.status_code == 200, me.text
                 return 200, dict(me.json())
         finally:
-            await application.state.engine.dispose()
+            await close_databases(application)
 
     return asyncio.run(run())
 

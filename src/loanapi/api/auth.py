@@ -7,7 +7,7 @@ from loanapi.api.deps import V1, AccountsDep, CodecDep, CurrentUser
 from loanapi.db import mark_read
 from loanapi.errors import Unauthorized, problem_responses
 from loanapi.security import TokenCodec
-from loanapi.users.models import Role, User
+from loanapi.users.models import Caller, Role, User
 from loanapi.users.schemas import Token, UserCreate, UserRead
 
 router = APIRouter(prefix=f"{V1}/auth", tags=["auth"])
@@ -92,5 +92,5 @@ async def login(
     summary="The caller's own account",
     responses=problem_responses(401),
 )
-async def me(user: CurrentUser) -> User:
+async def me(user: CurrentUser) -> Caller:
     return user

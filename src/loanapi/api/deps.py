@@ -15,7 +15,7 @@ from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.service import LoanFilters
 from loanapi.security import Hasher, TokenCodec
 from loanapi.users import service as users
-from loanapi.users.models import Role, User
+from loanapi.users.models import Caller, Role, User
 from loanapi.users.schemas import UserCreate
 
 V1 = "/api/v1"
@@ -48,7 +48,7 @@ bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 BearerToken = Annotated[str | None, Depends(bearer)]
 
 
-async def current_user(request: Request, session: SessionDep, token: BearerToken) -> User:
+async def current_user(request: Request, session: SessionDep, token: BearerToken) -> Caller:
     if not token:
         raise Unauthorized("Not authenticated")
     user = await users.user_from_token(session, token=token, codec=request.app.state.codec)
@@ -56,12 +56,12 @@ async def current_user(request: Request, session: SessionDep, token: BearerToken
     return user
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentUser = Annotated[Caller, Depends(current_user)]
 
 
-def require_role(role: Role) -> Callable[..., Awaitable[User]]:
+def require_role(role: Role) -> Callable[..., Awaitable[Caller]]:
     # Not a dependency on current_user: every level of dependencies costs CPU on each request.
-    async def caller_with_role(request: Request, session: SessionDep, token: BearerToken) -> User:
+    async def caller_with_role(request: Request, session: SessionDep, token: BearerToken) -> Caller:
         user = await current_user(request, session, token)
         if user.role is not role:
             raise Forbidden(f"This endpoint is for the {role.value} role")
@@ -71,9 +71,9 @@ def require_role(role: Role) -> Callable[..., Awaitable[User]]:
     return caller_with_role
 
 
-CustomerUser = Annotated[User, Depends(require_role(Role.customer))]
-AgentUser = Annotated[User, Depends(require_role(Role.agent))]
-AdminUser = Annotated[User, Depends(require_role(Role.admin))]
+CustomerUser = Annotated[Caller, Depends(require_role(Role.customer))]
+AgentUser = Annotated[Caller, Depends(require_role(Role.agent))]
+AdminUser = Annotated[Caller, Depends(require_role(Role.admin))]
 
 
 def id_path(description: str) -> object:

@@ -36,7 +36,7 @@ from loanapi.loans.schemas import LoanCreate, LoanRead, LoanUpdate, MoneyIn, Ten
 from loanapi.loans.workflow import Action, LoanStateConflict
 from loanapi.pagination import PageParams
 from loanapi.users import service as users
-from loanapi.users.models import Role, User, UserStatus
+from loanapi.users.models import Caller, Role, UserStatus
 from loanapi.users.schemas import UserCreate
 
 # The original returned whole tables; we return at most this many rows, newest first.
@@ -171,7 +171,7 @@ async def legacy_caller(
     codec: CodecDep,
     header_token: Annotated[str | None, Depends(access_token)],
     bearer_token: Annotated[str | None, Depends(bearer)],
-) -> User:
+) -> Caller:
     token = header_token or bearer_token
     if not token:
         raise LegacyError(401, "Token is missing!", key="message")
@@ -180,8 +180,8 @@ async def legacy_caller(
     return user
 
 
-def allowed(*roles: Role, refusal: str) -> Callable[[User], Awaitable[User]]:
-    async def caller_in_roles(user: Annotated[User, Depends(legacy_caller)]) -> User:
+def allowed(*roles: Role, refusal: str) -> Callable[[Caller], Awaitable[Caller]]:
+    async def caller_in_roles(user: Annotated[Caller, Depends(legacy_caller)]) -> Caller:
         if user.role not in roles:
             raise LegacyError(401, refusal)
         return user
@@ -189,13 +189,15 @@ def allowed(*roles: Role, refusal: str) -> Callable[[User], Awaitable[User]]:
     return caller_in_roles
 
 
-AnyCaller = Annotated[User, Depends(legacy_caller)]
-Customer = Annotated[User, Depends(allowed(Role.customer, refusal=UNAUTHORISED))]
-Agent = Annotated[User, Depends(allowed(Role.agent, refusal=UNAUTHORISED))]
-RequestingAgent = Annotated[User, Depends(allowed(Role.agent, refusal=NOT_AUTHORIZED_VIEW))]
-Staff = Annotated[User, Depends(allowed(Role.agent, Role.admin, refusal=UNAUTHORISED))]
-Filterer = Annotated[User, Depends(allowed(Role.agent, Role.admin, refusal=NOT_AUTHORISED_FILTER))]
-Admin = Annotated[User, Depends(allowed(Role.admin, refusal=ADMIN_ONLY))]
+AnyCaller = Annotated[Caller, Depends(legacy_caller)]
+Customer = Annotated[Caller, Depends(allowed(Role.customer, refusal=UNAUTHORISED))]
+Agent = Annotated[Caller, Depends(allowed(Role.agent, refusal=UNAUTHORISED))]
+RequestingAgent = Annotated[Caller, Depends(allowed(Role.agent, refusal=NOT_AUTHORIZED_VIEW))]
+Staff = Annotated[Caller, Depends(allowed(Role.agent, Role.admin, refusal=UNAUTHORISED))]
+Filterer = Annotated[
+    Caller, Depends(allowed(Role.agent, Role.admin, refusal=NOT_AUTHORISED_FILTER))
+]
+Admin = Annotated[Caller, Depends(allowed(Role.admin, refusal=ADMIN_ONLY))]
 
 
 # --- bodies ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from loanapi.loans.models import EventAction, Loan, LoanEvent, LoanProduct, Loan
 from loanapi.loans.schemas import LoanCreate, LoanProductUpdate, LoanRead, LoanUpdate
 from loanapi.loans.workflow import EVENT_OF, Action, next_status
 from loanapi.pagination import Page, PageParams, keyset, make_page
-from loanapi.users.models import Role, User
+from loanapi.users.models import Caller, Role, User
 
 TERMS = ("loan_type", "principal", "annual_rate", "tenure_months")
 PRICED = ("emi", "total_payable", "total_interest")
@@ -185,7 +185,7 @@ def _event(
     loan_id: int,
     version: int,
     action: EventAction,
-    actor: User,
+    actor: Caller,
     before: dict[str, Any] | None,
     after: dict[str, Any],
     reason: str | None = None,
@@ -208,7 +208,7 @@ def _event(
     )
 
 
-async def apply(session: AsyncSession, *, customer: User, data: LoanCreate) -> Loan:
+async def apply(session: AsyncSession, *, customer: Caller, data: LoanCreate) -> Loan:
     product = await get_product(session, data.loan_type)
     _check_bounds(product, data.principal, data.tenure_months)
     values = _priced(data.loan_type, data.principal, product.annual_rate, data.tenure_months)
@@ -241,7 +241,7 @@ async def _change(
     *,
     loan: Loan,
     action: Action,
-    actor: User,
+    actor: Caller,
     values: dict[str, Any],
     expected_version: int | None,
     reason: str | None = None,
@@ -276,7 +276,7 @@ async def edit(
     session: AsyncSession,
     *,
     loan_id: int,
-    actor: User,
+    actor: Caller,
     data: LoanUpdate,
     expected_version: int | None,
 ) -> Loan:
@@ -310,7 +310,7 @@ async def rollback(
     session: AsyncSession,
     *,
     loan_id: int,
-    actor: User,
+    actor: Caller,
     version: int,
     expected_version: int | None,
 ) -> Loan:
@@ -345,7 +345,7 @@ async def rollback(
 
 
 async def request(
-    session: AsyncSession, *, loan_id: int, agent: User, expected_version: int | None
+    session: AsyncSession, *, loan_id: int, agent: Caller, expected_version: int | None
 ) -> Loan:
     loan = await get_loan(session, loan_id)
     if loan.status is LoanStatus.requested and expected_version in (None, loan.version):
@@ -366,7 +366,7 @@ async def decide(
     session: AsyncSession,
     *,
     loan_id: int,
-    actor: User,
+    actor: Caller,
     action: Action,
     expected_version: int | None,
     reason: str | None = None,

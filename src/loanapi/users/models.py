@@ -1,5 +1,6 @@
 import enum
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Index, String, func
@@ -45,6 +46,26 @@ class User(Base):
         Index("ix_users_role_status_created", "role", "status", "created_at", "id"),
         Index("ix_users_created", "created_at", "id"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The user a request's token names, as loaded for that request: read, never changed.
+
+    Not a `User` entity: building one costs more than the query that loads it, and a caller
+    has no business carrying its password hash around.
+    """
+
+    id: int
+    public_id: str
+    username: str
+    email: str
+    phone: str | None
+    role: Role
+    status: UserStatus
+    approved_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
 
 
 class RateEvent(Base):

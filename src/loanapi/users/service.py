@@ -21,7 +21,7 @@ from loanapi.errors import (
 )
 from loanapi.pagination import Page, PageParams, T, keyset, make_page
 from loanapi.security import Hasher, InvalidToken, TokenCodec
-from loanapi.users.models import Role, User, UserStatus
+from loanapi.users.models import Caller, Role, User, UserStatus
 from loanapi.users.schemas import UserCreate, UserRead
 
 log = logging.getLogger("loanapi")
@@ -184,10 +184,12 @@ async def _save_hash(
         )
 
 
-_USER_BY_ID = select(User.__table__).where(User.__table__.c.id == bindparam("id"))
+_CALLER_BY_ID = select(*(User.__table__.c[name] for name in Caller.__dataclass_fields__)).where(
+    User.__table__.c.id == bindparam("id")
+)
 
 
-async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCodec) -> User:
+async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCodec) -> Caller:
     """The token's user, reloaded now: a disabled or rejected user's token stops working."""
     try:
         claims = codec.read(token)
@@ -197,11 +199,11 @@ async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCode
         raise InvalidTokenError
     # A Core read, not session.get: this runs on every request, and the ORM's execution and
     # identity map cost more than the query. The caller is a detached User (read, never changed).
-    rows = await fetch(session, _USER_BY_ID, {"id": claims.user_id})
+    rows = await fetch(session, _CALLER_BY_ID, {"id": claims.user_id})
     if not rows or rows[0]["status"] != UserStatus.active:
         raise InvalidTokenError
     row = rows[0]
-    return User(**{**row, "role": Role(row["role"]), "status": UserStatus(row["status"])})
+    return Caller(**{**row, "role": Role(row["role"]), "status": UserStatus(row["status"])})
 
 
 # --- listing ----------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ async def reject_agent(session: AsyncSession, *, agent_id: int) -> User:
     )
 
 
-async def disable_user(session: AsyncSession, *, user_id: int, actor: User) -> User:
+async def disable_user(session: AsyncSession, *, user_id: int, actor: Caller) -> User:
     if user_id == actor.id:
         raise Conflict("You cannot disable your own account")
     return await _change_status(
