@@ -380,7 +380,7 @@ def follow_pages(port: int, path: str, token: str, pages: int) -> str | None:
 
 
 async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """The loan SELECT each request makes, captured from loanapi's connections (in process)."""
+    """The loan SELECT each request makes, captured in process from loanapi's engine and read pool."""
     import httpx
     from sqlalchemy import event
 
@@ -393,13 +393,19 @@ async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> di
     app = create_app(settings)
     seen: list[tuple[str, Any]] = []
 
-    # asyncpg's own query logger: loanapi sends some reads straight to asyncpg, past
-    # SQLAlchemy's cursor events.
-    @event.listens_for(app.state.engine.sync_engine, "connect")
-    def on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-        dbapi_connection.driver_connection.add_query_logger(
-            lambda record: seen.append((record.query, record.args))
-        )
+    @event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
+    def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    # Reads of a GET go to loanapi's read pool (asyncpg), past SQLAlchemy's cursor events.
+    read_pool = app.state.read_pool
+    pool_fetch = read_pool.fetch
+
+    async def recording_fetch(sql: str, args: Any) -> Any:
+        seen.append((sql, args))
+        return await pool_fetch(sql, args)
+
+    read_pool.fetch = recording_fetch
 
     captured = {}
     transport = httpx.ASGITransport(app=app)

@@ -187,7 +187,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     else:
         bind = state.engine if writes else state.read_engine
     async with state.sessionmaker(bind=bind) as session:
-        session.info[READ_POOL] = None if writes else state.read_pool
+        session.info[READ_POOL] = state.read_pool
+        session.info[WRITES] = writes
         try:
             yield session
         except BaseException:
@@ -197,7 +198,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-READ_POOL = "loanapi.read_pool"  # in a session's info: the ReadPool `fetch` may use
+# In a request session's info: the ReadPool `fetch` may use, and whether the request writes.
+READ_POOL = "loanapi.read_pool"
+WRITES = "loanapi.writes"
 
 
 class ReadPool:
@@ -253,13 +256,19 @@ async def _reset(connection: asyncpg.Connection) -> None:
 
 
 async def fetch(
-    session: AsyncSession, statement: Select[Any], parameters: dict[str, Any] | None = None
+    session: AsyncSession,
+    statement: Select[Any],
+    parameters: dict[str, Any] | None = None,
+    *,
+    outside_transaction: bool = False,
 ) -> Sequence[Mapping[str, Any]]:
     """The rows of a read-only Core statement, as mappings.
 
     In a request that only reads on PostgreSQL, the statement runs straight on asyncpg, on the
     read pool: SQLAlchemy compiles it once, and its execution layer, which costs more CPU than
     the query itself, is skipped; the values are then asyncpg's (enum columns as their text).
+    So does it in a request that writes, `outside_transaction`: for a read that needs neither
+    the request's own changes nor its transaction (the caller's account, read before any).
     Elsewhere, and for statements asyncpg cannot take as they are (expanding IN lists), it
     runs through Core on the session's connection, in the session's transaction.
 
@@ -267,6 +276,8 @@ async def fetch(
     """
     parameters = parameters or {}
     pool: ReadPool | None = session.info.get(READ_POOL)
+    if session.info.get(WRITES) and not outside_transaction:
+        pool = None
     assert session.bind is not None
     compiled = _compiled(statement, session.bind.dialect) if pool is not None else None
     if pool is None or compiled is None:

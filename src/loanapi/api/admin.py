@@ -182,7 +182,7 @@ async def list_loans(
     responses=problem_responses(404),
 )
 async def get_loan(loan_id: LoanId, admin: AdminUser, session: SessionDep) -> Response:
-    return loan_response(await loans.read_loan(session, loan_id))
+    return loan_response(await loans.get_loan(session, loan_id))
 
 
 @router.get(

@@ -49,7 +49,7 @@ async def list_loans(
     responses=problem_responses(404),
 )
 async def get_loan(loan_id: LoanId, agent: AgentUser, session: SessionDep) -> Response:
-    return loan_response(await loans.read_loan(session, loan_id))
+    return loan_response(await loans.get_loan(session, loan_id))
 
 
 @router.patch(

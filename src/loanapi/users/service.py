@@ -199,7 +199,7 @@ async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCode
         raise InvalidTokenError
     # A Core read, not session.get: this runs on every request, and the ORM's execution and
     # identity map cost more than the query. The caller is a detached User (read, never changed).
-    rows = await fetch(session, _CALLER_BY_ID, {"id": claims.user_id})
+    rows = await fetch(session, _CALLER_BY_ID, {"id": claims.user_id}, outside_transaction=True)
     if not rows or rows[0]["status"] != UserStatus.active:
         raise InvalidTokenError
     row = rows[0]
