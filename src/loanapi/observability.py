@@ -68,21 +68,14 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
     return config
 
 
-def route_template(scope: MutableMapping[str, Any]) -> str:
-    """The matched route's full template; included routers only know their own part of it."""
-    template = getattr(scope.get("route"), "path", None)
-    if not template:
-        return "unmatched"
-    tail = str(template).rstrip("/").split("/")[1:]
-    actual = str(scope["path"]).rstrip("/").split("/")
-    return "/".join(actual[: len(actual) - len(tail)] + tail) or "/"
-
-
 def observe(scope: MutableMapping[str, Any], status: int, seconds: float, request_id: str) -> None:
     method = str(scope.get("method", ""))
-    route = route_template(scope)
+    # Every route carries its full path (app.add_routes), so its template is the label.
+    route = getattr(scope.get("route"), "path", None) or "unmatched"
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(method, route).observe(seconds)
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     state = scope.get("state") or {}
     access_log.info(
         "request",
