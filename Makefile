@@ -43,9 +43,13 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache loanapi.db loanapi.db-*
 
 # Benchmarks (bench/README.md): PostgreSQL on 127.0.0.1:5432; results in bench/results/.
-# The bench extra (chart, progress bar, orjson, PyJWT) is installed when one is missing.
+# The bench extra (chart, progress bar, orjson, PyJWT) is installed when one is missing, and wrk
+# from Debian's packages when it is missing and we are root (else the Python load generator).
 BENCH_DEPS = $(BIN)/python -c "import matplotlib, orjson, tqdm, jwt" 2>/dev/null \
-	|| $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	|| $(BIN)/python -m pip install --quiet -e '.[dev,bench]'; \
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	&& apt-get install -y -qq wrk >/dev/null 2>&1; } \
+	|| echo "wrk not found: the Python load generator drives the benchmark"
 
 bench: $(STAMP)  ## ~3 minutes: 10,000 loans, loanapi vs the reference floor
 	@$(BENCH_DEPS)
