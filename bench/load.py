@@ -6,8 +6,9 @@ fixed time and report requests/s, latency percentiles, non-2xx responses and soc
 
 - mode "rotate": every connection cycles through the requests (auth headers, ids, bodies);
 - mode "consume": each request is sent at most once (approving distinct loans);
-- mode "edit" (Python only): each connection owns one loan and sends PATCH with If-Match set to
-  the version from the previous response's ETag, so requests never conflict.
+- mode "edit" (Python only): each connection owns a few loans and edits them in turn, with
+  If-Match set to the version from the loan's last ETag (so requests never conflict) and a
+  principal other than the loan's current one (so every edit is a change).
 
 The Python client runs in forked processes (two by default: the machine has two cores), each an
 asyncio loop (uvloop when installed) over raw sockets with a minimal HTTP/1.1 parser, and times
@@ -219,18 +220,22 @@ class _Conn:
     def __init__(self, spec: dict[str, Any], port: int) -> None:
         self.spec, self.port = spec, port
         self.index = spec.get("start", 0)
-        self.version = spec.get("version")
-        self.flip = 0
+        # edit: [loan id, version, principal] of each loan this connection owns
+        self.loans = [list(loan) for loan in spec.get("loans", ())]
+        self.current: list[Any] = []
 
     def next_request(self, raws: list[bytes]) -> bytes | None:
         kind = self.spec["kind"]
         if kind == "edit":
-            self.flip ^= 1
+            self.current = loan = self.loans[self.index % len(self.loans)]
+            self.index += 1
+            principal = next(p for p in self.spec["principals"] if p != loan[2])
+            loan[2] = principal  # what it will be once this edit succeeds
             req = Req(
                 "PATCH",
-                f"/api/v1/agent/loans/{self.spec['loan_id']}",
-                {**self.spec["headers"], "If-Match": f'"{self.version}"'},
-                self.spec["bodies"][self.flip],
+                f"/api/v1/agent/loans/{loan[0]}",
+                {**self.spec["headers"], "If-Match": f'"{loan[1]}"'},
+                json.dumps({"principal": principal}),
             )
             return req.raw(self.port)
         if self.index >= len(raws):
@@ -280,7 +285,7 @@ async def _client(
             lat.append((time.perf_counter() - began) * 1000)
             statuses[status] += 1
             if etag and spec["kind"] == "edit" and 200 <= status < 300:
-                conn.version = int(etag.strip(b'W/"'))
+                conn.current[1] = int(etag.strip(b'W/"'))
             if close:
                 writer.close()
                 reader, writer = await asyncio.open_connection(HOST, port)
@@ -345,14 +350,12 @@ class PythonRun:
         specs = []
         for c in range(concurrency):
             if mode == "edit":
-                loan_id, version = edit["loans"][c]
                 specs.append(
                     {
                         "kind": "edit",
-                        "loan_id": loan_id,
-                        "version": version,
+                        "loans": edit["loans"][c::concurrency],
                         "headers": edit["headers"],
-                        "bodies": edit["bodies"],
+                        "principals": edit["principals"],
                     }
                 )
             elif mode == "consume":

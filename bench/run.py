@@ -234,6 +234,9 @@ def tokens_for(users: list[tuple[int, str]]) -> dict[int, str]:
 
 
 FIXTURE_TERMS = ("home_loan", "100000.00", 120)
+# Each connection of the edit scenario edits its own loans in turn, as an agent works through
+# applications: hammering one row makes PostgreSQL walk an ever longer chain of dead versions.
+EDITS_PER_CONNECTION = 20
 
 
 async def fixture_loans(database: str, marker: dict[str, Any], n: int, status: str) -> list[int]:
@@ -308,13 +311,15 @@ async def pending_approvals(database: str, ids: list[int]) -> list[int]:
         await conn.close()
 
 
-async def current_versions(database: str, ids: list[int]) -> list[tuple[int, int]]:
+async def current_versions(database: str, ids: list[int]) -> list[tuple[int, int, str]]:
+    """(id, version, principal) of each loan, for the next edit's If-Match and body."""
     conn = await asyncpg.connect(seed.dsn(database))
     try:
         rows = await conn.fetch(
-            "SELECT id, version FROM loans WHERE id = ANY($1::int[]) ORDER BY id", ids
+            "SELECT id, version, principal::text FROM loans WHERE id = ANY($1::int[]) ORDER BY id",
+            ids,
         )
-        return [(r["id"], r["version"]) for r in rows]
+        return [(r["id"], r["version"], r["principal"]) for r in rows]
     finally:
         await conn.close()
 
@@ -707,7 +712,7 @@ class Bench:
                 }
 
     def prepare_edit(self, c: int) -> tuple[list[Req], dict[str, Any]]:
-        ids = self.edit_ids[:c]
+        ids = self.edit_ids[: c * EDITS_PER_CONNECTION]
         return [], {
             "edit": {**self.edit_spec, "loans": asyncio.run(current_versions(self.db, ids))}
         }
@@ -759,7 +764,9 @@ class Bench:
         self.results["meta"]["database"] = marker
         self.marker = marker
         self.approve_ids: list[int] = []  # created just before the approve scenario
-        self.edit_ids = asyncio.run(fixture_loans(self.db, marker, max(self.levels), "new"))
+        self.edit_ids = asyncio.run(
+            fixture_loans(self.db, marker, max(self.levels) * EDITS_PER_CONNECTION, "new")
+        )
         picks = asyncio.run(samples(self.db, marker))
         self.results["meta"]["machine"]["postgresql"] = picks["pg_version"]
         users = [(1, "admin"), (marker["bench_agent_id"], "agent")]
@@ -769,7 +776,7 @@ class Bench:
         admin, agent = self.tokens[1], self.tokens[marker["bench_agent_id"]]
         self.edit_spec = {
             "headers": {"Authorization": f"Bearer {agent}", "Content-Type": "application/json"},
-            "bodies": ['{"principal": "100500.00"}', '{"principal": "100000.00"}'],
+            "principals": ["100500.00", "100000.00"],
         }
         list_path = "/api/v1/admin/loans?" + LIST_QUERY.format(
             f=marker["filter_from"], t=marker["filter_to"]
@@ -871,7 +878,8 @@ class Bench:
                 "edit",
                 lp,
                 None,
-                "PATCH /api/v1/agent/loans/{id} with If-Match (one loan per connection)",
+                f"PATCH /api/v1/agent/loans/{{id}} with If-Match ({EDITS_PER_CONNECTION} loans "
+                "per connection, in turn)",
                 mode="edit",
                 prepare=self.prepare_edit,
             )

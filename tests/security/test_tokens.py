@@ -145,6 +145,15 @@ async def test_token_of_a_deleted_user_is_refused(app, client, new_customer):
     await assert_refused(client, token)
 
 
+async def test_a_token_accepted_before_is_refused_once_it_expires(client, customer, monkeypatch):
+    # Verified claims are cached per token: the expiry must still be checked on every request.
+    token = signed(claims(customer.id, exp=in_future(minutes=5)))
+    await assert_accepted(client, token, customer.id)
+    later = datetime.now(UTC) + timedelta(minutes=5, seconds=1)
+    monkeypatch.setattr("loanapi.security.utcnow", lambda: later)
+    await assert_refused(client, token)
+
+
 async def test_token_of_a_disabled_user_is_refused_on_both_surfaces(client, admin, customer, agent):
     for caller in (customer, agent):
         token = caller.headers["Authorization"].removeprefix("Bearer ")

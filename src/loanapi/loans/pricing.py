@@ -6,6 +6,7 @@ context wide enough that only the explicit rounding to cents affects the result.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
@@ -81,11 +82,13 @@ def emi(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Decimal
         return to_cents(principal * rate * growth / (growth - _ONE))
 
 
-def _rows(
+Month = tuple[int, Decimal, Decimal, Decimal, Decimal]  # an Installment's fields, in order
+
+
+def _amortise(
     principal: Decimal, rate: Decimal, instalment: Decimal, tenure_months: int
-) -> tuple[Installment, ...]:
-    """Amortise month by month; the last row absorbs rounding so the balance ends at zero."""
-    rows: list[Installment] = []
+) -> Iterator[Month]:
+    """Amortise month by month; the last month absorbs rounding so the balance ends at zero."""
     balance = to_cents(principal)
     for number in range(1, tenure_months + 1):
         interest = to_cents(balance * rate)
@@ -97,21 +100,29 @@ def _rows(
             principal_part = balance
             payment = principal_part + interest
         balance = balance - principal_part
-        rows.append(Installment(number, payment, principal_part, interest, balance))
-    return tuple(rows)
+        yield number, payment, principal_part, interest, balance
+
+
+def _plan(
+    principal: Decimal, annual_rate: Decimal, tenure_months: int, keep_rows: bool
+) -> tuple[Terms, tuple[Installment, ...]]:
+    instalment = emi(principal, annual_rate, tenure_months)
+    with localcontext(_EXACT):
+        months = _amortise(principal, monthly_rate(annual_rate), instalment, tenure_months)
+        rows = tuple(Installment(*month) for month in months) if keep_rows else ()
+        payments = (row.payment for row in rows) if keep_rows else (month[1] for month in months)
+        total_payable = to_cents(sum(payments, _ZERO))
+        total_interest = to_cents(total_payable - to_cents(principal))
+    return Terms(instalment, total_payable, total_interest), rows
 
 
 def schedule(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Schedule:
     """Full plan, so callers can show borrowers exactly where each payment goes."""
-    instalment = emi(principal, annual_rate, tenure_months)
-    with localcontext(_EXACT):
-        rows = _rows(principal, monthly_rate(annual_rate), instalment, tenure_months)
-        total_payable = to_cents(sum((row.payment for row in rows), _ZERO))
-        total_interest = to_cents(total_payable - to_cents(principal))
-    return Schedule(instalment, total_payable, total_interest, rows)
+    terms, rows = _plan(principal, annual_rate, tenure_months, keep_rows=True)
+    return Schedule(terms.emi, terms.total_payable, terms.total_interest, rows)
 
 
 def price(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Terms:
-    """Totals derived from the real schedule, so stored terms match what is collected."""
-    plan = schedule(principal, annual_rate, tenure_months)
-    return Terms(plan.emi, plan.total_payable, plan.total_interest)
+    """Totals derived from the real schedule, so stored terms match what is collected (the
+    months are walked, not kept: pricing runs on every application and edit)."""
+    return _plan(principal, annual_rate, tenure_months, keep_rows=False)[0]

@@ -248,6 +248,15 @@ def _permit(loan: LoanRow, action: Action, expected_version: int | None) -> Loan
     return next_status(LoanStatus(loan["status"]), action)
 
 
+# The conditional UPDATE of every change, built once: it sets all the terms, changed or not.
+_UPDATE_LOAN = (
+    update(Loan)
+    .where(Loan.id == bindparam("loan_id"), Loan.version == bindparam("old_version"))
+    .values({name: bindparam(f"new_{name}") for name in (*SNAPSHOT, "version", "updated_at")})
+    .returning(*Loan.__table__.c)
+)
+
+
 async def _change(
     session: AsyncSession,
     *,
@@ -265,17 +274,11 @@ async def _change(
     if after == before:
         return loan
     version = loan["version"] + 1
-    statement = (
-        update(Loan)
-        .where(Loan.id == loan["id"], Loan.version == loan["version"])
-        .values(
-            **{k: v for k, v in after.items() if before[k] != v},
-            version=version,
-            updated_at=utcnow(),
-        )
-        .returning(*Loan.__table__.c)
-    )
-    changed = (await (await session.connection()).execute(statement)).mappings().first()
+    params = {f"new_{name}": after[name] for name in SNAPSHOT}
+    params |= {"loan_id": loan["id"], "old_version": loan["version"], "new_version": version}
+    params["new_updated_at"] = utcnow()
+    connection = await session.connection()
+    changed = (await connection.execute(_UPDATE_LOAN, params)).mappings().first()
     if changed is None:
         current = await get_loan(session, loan["id"])
         if expected_version is not None:
