@@ -186,16 +186,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         bind = state.write_engine if writes else state.engine
     else:
         bind = state.engine if writes else state.read_engine
-    async with state.sessionmaker(bind=bind) as session:
-        session.info[READ_POOL] = state.read_pool
-        session.info[WRITES] = writes
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        if writes:  # a read has nothing to commit: closing the session ends it
+    session = state.sessionmaker(bind=bind)
+    session.info[READ_POOL] = state.read_pool
+    session.info[WRITES] = writes
+    try:
+        yield session
+        if writes:  # a read has nothing to commit
             await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        # Only a session in a transaction holds a connection. Not `async with`: closing one
+        # that never connected (most reads: `fetch` uses the read pool) costs a task per request.
+        if session.in_transaction():
+            await session.close()
 
 
 # In a request session's info: the ReadPool `fetch` may use, and whether the request writes.
