@@ -2,7 +2,9 @@
 
 import asyncio
 import enum
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -267,15 +269,14 @@ async def fetch(
     *,
     outside_transaction: bool = False,
 ) -> Sequence[Mapping[str, Any]]:
-    """The rows of a read-only Core statement, as mappings.
+    """The rows of a read-only Core statement, as mappings of the same values either way.
 
     In a request that only reads on PostgreSQL, the statement runs straight on asyncpg, on the
     read pool: SQLAlchemy compiles it once, and its execution layer, which costs more CPU than
-    the query itself, is skipped; the values are then asyncpg's (enum columns as their text).
-    So does it in a request that writes, `outside_transaction`: for a read that needs neither
-    the request's own changes nor its transaction (the caller's account, read before any).
-    Elsewhere, and for statements asyncpg cannot take as they are (expanding IN lists), it
-    runs through Core on the session's connection, in the session's transaction.
+    the query itself, is skipped. So does it in a request that writes, `outside_transaction`:
+    for a read that needs neither the request's own changes nor its transaction (the caller's
+    account, read before any). Elsewhere, and for statements asyncpg cannot take as they are
+    (expanding IN lists), it runs through Core on the session's connection, in its transaction.
 
     The compiled form is cached per statement object: build statements once, with bindparams.
     """
@@ -288,22 +289,37 @@ async def fetch(
     if pool is None or compiled is None:
         connection = await session.connection()
         return (await connection.execute(statement, parameters)).mappings().all()
-    sql, names, defaults = compiled
-    args = [parameters[name] if name in parameters else defaults[name] for name in names]
-    return [dict(record) for record in await pool.fetch(sql, args)]
+    args = [parameters.get(name, compiled.defaults[name]) for name in compiled.names]
+    return [compiled.row(record) for record in await pool.fetch(compiled.sql, args)]
 
 
-_COMPILED: dict[int, tuple[Select[Any], tuple[str, list[str], dict[str, Any]] | None]] = {}
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement as asyncpg takes it, and how to give its rows Core's values."""
+
+    sql: str
+    names: list[str]  # the bindparams, in positional order
+    defaults: dict[str, Any]
+    enums: tuple[tuple[str, Mapping[Any, Any]], ...]  # enum columns: text -> member
+
+    def row(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        # asyncpg already gives what the other column types give through Core (Decimal at the
+        # column's scale, aware UTC datetimes); enum columns come back as their text.
+        row = dict(record)
+        for name, members in self.enums:
+            if row[name] is not None:
+                row[name] = members[row[name]]
+        return row
 
 
-def _compiled(
-    statement: Select[Any], dialect: Dialect
-) -> tuple[str, list[str], dict[str, Any]] | None:
-    cached = _COMPILED.get(id(statement))
-    if cached is None:
-        compiled = statement.compile(dialect=dialect)
-        plain = not compiled.post_compile_params and not compiled.literal_execute_params
-        form = (compiled.string, list(compiled.positiontup or ()), compiled.params)
-        # The statement is kept with its form, so its id cannot be reused by another object.
-        cached = _COMPILED[id(statement)] = (statement, form if plain else None)
-    return cached[1]
+@functools.lru_cache(maxsize=256)
+def _compiled(statement: Select[Any], dialect: Dialect) -> _Compiled | None:
+    compiled = statement.compile(dialect=dialect)
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        return None
+    enums = tuple(
+        (column.name, column.type.enum_class._value2member_map_)
+        for column in statement.selected_columns
+        if isinstance(column.type, Enum) and column.type.enum_class is not None
+    )
+    return _Compiled(compiled.string, list(compiled.positiontup or ()), compiled.params, enums)

@@ -1,4 +1,4 @@
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import Response
@@ -18,9 +18,9 @@ def model_response(
     return Response(model.model_dump_json(), status_code, headers, "application/json")
 
 
-def loan_response(loan: Any, status_code: int = 200) -> Response:
-    """A Loan body from an ORM loan or a row, with its version as the ETag for a later If-Match."""
-    read = LoanRead.model_validate(loan, from_attributes=True)
+def loan_response(loan: Mapping[str, Any], status_code: int = 200) -> Response:
+    """A Loan body from a loans row, with its version as the ETag for a later If-Match."""
+    read = LoanRead.model_validate(loan)
     return model_response(read, status_code, {"ETag": f'"{read.version}"'})
 
 

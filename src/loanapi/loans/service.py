@@ -245,7 +245,7 @@ def _permit(loan: LoanRow, action: Action, expected_version: int | None) -> Loan
     """The preconditions of every change, in order: a stale If-Match (412), then the state (409)."""
     if expected_version is not None and expected_version != loan["version"]:
         raise StaleVersion(loan["version"])
-    return next_status(LoanStatus(loan["status"]), action)
+    return next_status(loan["status"], action)
 
 
 # The conditional UPDATE of every change, built once: it sets all the terms, changed or not.
@@ -298,7 +298,7 @@ async def edit(
 ) -> LoanRow:
     loan = await get_loan(session, loan_id)
     _permit(loan, Action.edit, expected_version)  # 412/409 before any 422 about the terms
-    current_type = LoanType(loan["loan_type"])
+    current_type = loan["loan_type"]
     loan_type = data.loan_type or current_type
     principal = (
         pricing.to_cents(data.principal) if data.principal is not None else loan["principal"]
@@ -362,7 +362,7 @@ async def request(
     session: AsyncSession, *, loan_id: int, agent: Caller, expected_version: int | None
 ) -> LoanRow:
     loan = await get_loan(session, loan_id)
-    if loan["status"] == LoanStatus.requested and expected_version in (None, loan["version"]):
+    if loan["status"] is LoanStatus.requested and expected_version in (None, loan["version"]):
         if loan["agent_id"] == agent.id:
             return loan  # asking again is a no-op
         raise AlreadyRequested

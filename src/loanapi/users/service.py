@@ -200,10 +200,9 @@ async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCode
     # A Core read, not session.get: this runs on every request, and the ORM's execution and
     # identity map cost more than the query. The caller is a detached User (read, never changed).
     rows = await fetch(session, _CALLER_BY_ID, {"id": claims.user_id}, outside_transaction=True)
-    if not rows or rows[0]["status"] != UserStatus.active:
+    if not rows or rows[0]["status"] is not UserStatus.active:
         raise InvalidTokenError
-    row = rows[0]
-    return Caller(**{**row, "role": Role(row["role"]), "status": UserStatus(row["status"])})
+    return Caller(**rows[0])
 
 
 # --- listing ----------------------------------------------------------------------------------
