@@ -6,7 +6,7 @@ context wide enough that only the explicit rounding to cents affects the result.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
@@ -103,26 +103,26 @@ def _amortise(
         yield number, payment, principal_part, interest, balance
 
 
-def _plan(
-    principal: Decimal, annual_rate: Decimal, tenure_months: int, keep_rows: bool
-) -> tuple[Terms, tuple[Installment, ...]]:
-    instalment = emi(principal, annual_rate, tenure_months)
+def _totals(principal: Decimal, payments: Iterable[Decimal]) -> tuple[Decimal, Decimal]:
+    """Total payable and total interest of a schedule's payments."""
     with localcontext(_EXACT):
-        months = _amortise(principal, monthly_rate(annual_rate), instalment, tenure_months)
-        rows = tuple(Installment(*month) for month in months) if keep_rows else ()
-        payments = (row.payment for row in rows) if keep_rows else (month[1] for month in months)
         total_payable = to_cents(sum(payments, _ZERO))
-        total_interest = to_cents(total_payable - to_cents(principal))
-    return Terms(instalment, total_payable, total_interest), rows
+        return total_payable, to_cents(total_payable - to_cents(principal))
 
 
 def schedule(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Schedule:
     """Full plan, so callers can show borrowers exactly where each payment goes."""
-    terms, rows = _plan(principal, annual_rate, tenure_months, keep_rows=True)
-    return Schedule(terms.emi, terms.total_payable, terms.total_interest, rows)
+    instalment = emi(principal, annual_rate, tenure_months)
+    with localcontext(_EXACT):
+        months = _amortise(principal, monthly_rate(annual_rate), instalment, tenure_months)
+        rows = tuple(Installment(*month) for month in months)
+    return Schedule(instalment, *_totals(principal, (row.payment for row in rows)), rows)
 
 
 def price(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Terms:
     """Totals derived from the real schedule, so stored terms match what is collected (the
     months are walked, not kept: pricing runs on every application and edit)."""
-    return _plan(principal, annual_rate, tenure_months, keep_rows=False)[0]
+    instalment = emi(principal, annual_rate, tenure_months)
+    with localcontext(_EXACT):
+        months = _amortise(principal, monthly_rate(annual_rate), instalment, tenure_months)
+        return Terms(instalment, *_totals(principal, (month[1] for month in months)))
