@@ -233,6 +233,19 @@ def tokens_for(users: list[tuple[int, str]]) -> dict[int, str]:
     return {uid: codec.issue(user_id=uid, role=role) for uid, role in users}
 
 
+def login_requests(customers: list[int]) -> list[Req]:
+    """The OAuth2 form login of each seeded customer (the seed's password)."""
+    return [
+        Req(
+            "POST",
+            "/api/v1/auth/token",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            f"username=customer{c}&password={seed.PASSWORD}",
+        )
+        for c in customers
+    ]
+
+
 FIXTURE_TERMS = ("home_loan", "100000.00", 120)
 # Each connection of the edit scenario edits its own loans in turn, as an agent works through
 # applications: hammering one row makes PostgreSQL walk an ever longer chain of dead versions.
@@ -385,7 +398,7 @@ def follow_pages(port: int, path: str, token: str, pages: int) -> str | None:
 
 
 async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """The loan SELECT each request makes, captured in process from loanapi's engine and read pool."""
+    """The loan SELECT each request makes, captured in process (engine and read pool)."""
     import httpx
     from sqlalchemy import event
 
@@ -901,15 +914,7 @@ class Bench:
                 other, list_path, {"port": lp, "customers": picks["customers"]}
             )
             self.results["responsiveness"] = self.responsiveness(lp, get_reqs, picks)
-            login_reqs = [
-                Req(
-                    "POST",
-                    "/api/v1/auth/token",
-                    {"Content-Type": "application/x-www-form-urlencoded"},
-                    f"username=customer{c}&password={seed.PASSWORD}",
-                )
-                for c in picks["customers"]
-            ]
+            login_reqs = login_requests(picks["customers"])
             self.scenario(
                 "login",
                 lp,
@@ -1057,15 +1062,7 @@ class Bench:
         """p99 of /healthz and get-one (light probes, 50 req/s each) alone, then while 16
         clients log in continuously."""
         health = [Req("GET", "/healthz")]
-        login = [
-            Req(
-                "POST",
-                "/api/v1/auth/token",
-                {"Content-Type": "application/x-www-form-urlencoded"},
-                f"username=customer{c}&password={seed.PASSWORD}",
-            )
-            for c in picks["customers"]
-        ]
+        login = login_requests(picks["customers"])
 
         def probes(seconds: float) -> dict[str, Any]:
             runs = {

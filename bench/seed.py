@@ -67,6 +67,8 @@ except ImportError:  # pragma: no cover - a plain progress line instead
 
 
 from loanapi.loans import pricing  # noqa: E402  (the server's own arithmetic)
+from loanapi.loans.models import Loan  # noqa: E402
+from loanapi.loans.service import SNAPSHOT  # noqa: E402
 
 SEED_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,33 +91,8 @@ TERMS = {
     "car_loan": ((5_000, 100_000, 2_500), (12, 24, 36, 48, 60, 72, 84)),
     "education_loan": ((5_000, 200_000, 5_000), (12, 24, 36, 48, 60, 84, 120)),
 }
-SNAPSHOT = (
-    "loan_type",
-    "principal",
-    "annual_rate",
-    "tenure_months",
-    "emi",
-    "total_payable",
-    "total_interest",
-    "status",
-    "agent_id",
-)
-LOAN_COLUMNS = [
-    "id",
-    "customer_id",
-    "agent_id",
-    "loan_type",
-    "principal",
-    "annual_rate",
-    "tenure_months",
-    "emi",
-    "total_payable",
-    "total_interest",
-    "status",
-    "version",
-    "created_at",
-    "updated_at",
-]
+# The loans table's columns in order (COPY); SNAPSHOT, an event's fields, is loanapi's too.
+LOAN_COLUMNS = [column.name for column in Loan.__table__.columns]
 EVENT_COLUMNS = [
     "id",
     "loan_id",
