@@ -33,6 +33,11 @@ class LoanNotFound(NotFound):
         super().__init__(f"No loan with id {loan_id}")
 
 
+class ProductNotFound(NotFound):
+    def __init__(self, loan_type: LoanType) -> None:
+        super().__init__(f"No loan product {loan_type.value}")
+
+
 class AlreadyRequested(Conflict):
     def __init__(self) -> None:
         super().__init__("Another agent has already requested this loan")
@@ -74,7 +79,7 @@ async def list_products(session: AsyncSession) -> list[LoanProduct]:
 async def get_product(session: AsyncSession, loan_type: LoanType) -> LoanProduct:
     product = await session.get(LoanProduct, loan_type)
     if product is None:
-        raise NotFound(f"No loan product {loan_type.value}")
+        raise ProductNotFound(loan_type)
     return product
 
 
@@ -100,7 +105,7 @@ async def read_product(session: AsyncSession, loan_type: LoanType) -> Mapping[st
     """A product's current terms, to price a loan with (a plain row: nothing changes it)."""
     rows = await fetch(session, _PRODUCT_ROW, {"loan_type": loan_type})
     if not rows:
-        raise NotFound(f"No loan product {loan_type.value}")
+        raise ProductNotFound(loan_type)
     return rows[0]
 
 
