@@ -49,11 +49,16 @@ BearerToken = Annotated[str | None, Depends(bearer)]
 
 
 async def current_user(request: Request, session: SessionDep, token: BearerToken) -> Caller:
+    # Loaded once per request: the role gates call this directly (not as a dependency, which
+    # FastAPI would have cached), and other dependencies (Idempotency-Key) ask for it too.
+    if (caller := getattr(request.state, "caller", None)) is not None:
+        return caller
     if not token:
         raise Unauthorized("Not authenticated")
-    user = await users.user_from_token(session, token=token, codec=request.app.state.codec)
-    request.state.user_id = user.id  # for the access log
-    return user
+    caller = await users.user_from_token(session, token=token, codec=request.app.state.codec)
+    request.state.caller = caller
+    request.state.user_id = caller.id  # for the access log
+    return caller
 
 
 CurrentUser = Annotated[Caller, Depends(current_user)]
