@@ -2,7 +2,9 @@
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any
 
+import sqlalchemy as sa
 from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
@@ -23,13 +25,27 @@ def database_url() -> str:
     return config.get_main_option("sqlalchemy.url") or Settings().database_url
 
 
+def compare_type(
+    context: Any,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: Any,
+    metadata_type: Any,
+) -> bool | None:
+    """SQLite does not enforce a VARCHAR's length, so a length alone is no difference there."""
+    plain = type(metadata_type) is sa.String and isinstance(inspected_type, sa.String)
+    if context.dialect.name == "sqlite" and plain:
+        return False
+    return None  # Alembic's own comparison
+
+
 def run_offline() -> None:
     context.configure(
         url=database_url(),
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
-        compare_type=True,
+        compare_type=compare_type,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -40,7 +56,7 @@ def run_with(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
+        compare_type=compare_type,
     )
     with context.begin_transaction():
         context.run_migrations()

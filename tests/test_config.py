@@ -142,7 +142,7 @@ def test_values_from_a_dotenv_file(tmp_path):
     [
         ("pbkdf2_rounds", 999),
         ("access_token_minutes", 0),
-        ("password_min_length", 7),
+        ("password_min_length", 0),
         ("password_min_length", 129),
         ("login_max_failures", 0),
         ("log_level", "LOUD"),

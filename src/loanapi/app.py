@@ -18,7 +18,7 @@ from loanapi.config import Settings, get_settings
 from loanapi.db import ReadPool, create_engine, create_sessionmaker
 from loanapi.errors import install_error_handlers
 from loanapi.idempotency import Replay, replay_response
-from loanapi.middleware import RequestContextMiddleware
+from loanapi.middleware import NormalizedPaths, RequestContextMiddleware
 from loanapi.observability import LoansByStatus, metrics
 from loanapi.security import Hasher, token_codec
 from loanapi.users import service as users
@@ -157,6 +157,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             expose_headers=["X-Request-ID", "ETag", "Retry-After"],
         )
-    app.add_middleware(legacy.CaseInsensitivePaths, router=legacy.router)
+    app.add_middleware(NormalizedPaths, heads=legacy.path_heads())
     app.add_middleware(RequestContextMiddleware)
     return app

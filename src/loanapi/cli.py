@@ -62,6 +62,13 @@ def serve(
             err=True,
         )
         settings = _settings()
+    if settings.weak_passwords:
+        typer.echo(
+            f"warning: LOANAPI_PASSWORD_MIN_LENGTH is {settings.password_min_length}, below the "
+            "recommended 8: new accounts may have passwords that are easy to guess (only for "
+            "old clients that register short ones; see the README's migration section)",
+            err=True,
+        )
     if migrate_first:
         migrate.upgrade(settings.database_url)
     asyncio.run(_bootstrap(settings))

@@ -15,6 +15,7 @@ PLACEHOLDER_SECRETS = frozenset(
     {"changethis", "change-me", "changeme", "secret", "secret-key", "your-secret-key", "please"}
 )
 MIN_SECRET_LENGTH = 32
+RECOMMENDED_PASSWORD_LENGTH = 8
 
 
 class Settings(BaseSettings):
@@ -26,7 +27,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./loanapi.db"
     secret_key: str | None = None
     access_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
-    password_min_length: int = Field(default=8, ge=8, le=128)
+    # Below 8 only to accept what an old client registers (README, migrating); `serve` warns.
+    password_min_length: int = Field(default=8, ge=1, le=128)
     pbkdf2_rounds: int = Field(default=600_000, ge=1_000)
     admin_username: str | None = None
     admin_email: str | None = None
@@ -68,6 +70,10 @@ class Settings(BaseSettings):
         if level not in logging.getLevelNamesMapping():
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @property
+    def weak_passwords(self) -> bool:
+        return self.password_min_length < RECOMMENDED_PASSWORD_LENGTH
 
     @property
     def is_sqlite(self) -> bool:

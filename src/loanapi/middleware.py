@@ -5,6 +5,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +18,7 @@ MAX_BODY_BYTES = 1024 * 1024
 TOO_LARGE = f"The request body is larger than {MAX_BODY_BYTES} bytes."
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_SLASHES = re.compile(r"/{2,}")
 
 
 def _problem(status: int, title: str, detail: str) -> bytes:
@@ -131,3 +133,32 @@ class RequestContextMiddleware:
                 except ValueError:
                     return 0
         return 0
+
+
+class NormalizedPaths:
+    """Routes `//login` as `/login` and `/ALL_users` as `/all_users`, before anything matches.
+
+    The original system's clients join a base URL ending in `/` with paths that start with one
+    (`///approve_agent/4`), and spell its paths in several cases; it answered them all. Repeated
+    slashes collapse on every path; the case of a path's first segment is folded only for the
+    heads given (the legacy endpoints').
+    """
+
+    def __init__(self, app: ASGIApp, *, heads: Mapping[str, str]) -> None:
+        self.app = app
+        self.heads = heads
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if "//" in path:
+                path = _SLASHES.sub("/", path)
+            head, slash, rest = path[1:].partition("/")
+            canonical = self.heads.get(head.lower(), head)
+            if canonical != head:
+                path = f"/{canonical}{slash}{rest}"
+            if path is not scope["path"]:
+                # In place, so the outer middleware sees the matched route for its access log.
+                scope["path"] = path
+                scope["raw_path"] = path.encode()
+        await self.app(scope, receive, send)

@@ -86,6 +86,11 @@ def keyset(
     return query.order_by(created_at.desc(), row_id.desc()).limit(limit)
 
 
+def oldest_first(query: Select[Any], created_at: Any, row_id: Any) -> Select[Any]:
+    """Order oldest first and stop at the bindparam `limit` (whole lists, the legacy endpoints)."""
+    return query.order_by(created_at.asc(), row_id.asc()).limit(bindparam("limit", type_=Integer()))
+
+
 def make_page(rows: Sequence[Any], params: PageParams, item: type[T]) -> Page[T]:
     """Turn the rows (mappings or objects) of a `keyset` query into a page of `item`s."""
     more = len(rows) > params.limit

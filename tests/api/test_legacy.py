@@ -1,6 +1,7 @@
 """The old Flask system's own acceptance flow, replayed against loanapi's legacy endpoints."""
 
 import base64
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import update
@@ -23,6 +24,11 @@ LOAN_KEYS = {
     "Updated On",
 }
 USER_KEYS = {"id", "username", "public_id", "email", "phone", "Created On"}
+RFC1123 = (
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"\d{4} \d\d:\d\d:\d\d GMT"
+)
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 DATA_KEYS = {
     "Loan amount",
     "Duration",
@@ -74,13 +80,16 @@ async def test_the_original_acceptance_flow(client, app):
     # An unapproved agent cannot log in.
     refused = await client.post("/login", headers=basic("agent1"))
     assert refused.status_code == 401
-    assert refused.json() == {"Message": "Your Application for agent is not approved by the admin."}
+    assert refused.text == "Your Application for agent is not approved by the admin."
+    assert refused.headers["content-type"] == "text/html; charset=utf-8"
+    assert refused.headers["www-authenticate"] == 'Basic realm="Login Required!"'
 
     # Wrong credentials: the original's plain answer.
     wrong = await client.post("/login", headers=basic("cust1", "wrong-password"))
     assert wrong.status_code == 401
     assert wrong.text == "Could not verify"
     assert wrong.headers["www-authenticate"] == 'Basic realm="Login Required!"'
+    assert wrong.headers["content-type"] == "text/html; charset=utf-8"
 
     # The admin lists the applications and approves both agents.
     admin = await legacy_login(client, ADMIN["username"], ADMIN["password"])
@@ -89,18 +98,20 @@ async def test_the_original_acceptance_flow(client, app):
     pending = applications.json()["Unapproved_agents"]
     assert sorted(agent["username"] for agent in pending) == ["agent1", "agent2"]
     assert all(set(agent) == USER_KEYS for agent in pending)
+    assert all(re.fullmatch(UUID, agent["public_id"]) for agent in pending)
+    assert all(re.fullmatch(RFC1123, agent["Created On"]) for agent in pending)
     for agent in pending:
         approved = await client.get(f"/approve_agent/{agent['id']}", headers=admin)
         assert approved.status_code == 200
         assert approved.json() == {"Message": "The agent has been successfully approved!!"}
     again = await client.get(f"/approve_agent/{pending[0]['id']}", headers=admin)
-    assert again.status_code == 409
-    assert "Message" in again.json()
+    assert again.status_code == 200
+    assert again.json() == {"Message": "The agent has already been approved by the admin!"}
     agents = await client.get("/all_Agents", headers=admin)  # the documentation's spelling
     assert agents.status_code == 200
     assert sorted(a["username"] for a in agents.json()["approved_agents"]) == ["agent1", "agent2"]
     assert (await client.get("/all_Agent_applications", headers=admin)).json() == {
-        "Message": "No agent applications found!"
+        "Message": "No pending agent applications  in the system!"
     }
 
     agent1 = await legacy_login(client, "agent1")
@@ -147,7 +158,10 @@ async def test_the_original_acceptance_flow(client, app):
     personal = next(loan for loan in loans if loan["Loan Type"] == "Personal_loan")
     assert home["Status"] == "New"
     assert home["Loan Amount"] == 10000.0
-    assert home["Agent Id"] is None
+    assert home["Agent Id"] == -1
+    assert [loan["id"] for loan in loans] == sorted(loan["id"] for loan in loans)  # oldest first
+    assert re.fullmatch(RFC1123, home["Created On"])
+    assert list(mine.json()["Loans"][0]) == sorted(LOAN_KEYS)  # Flask sent keys sorted
     car_id = (await client.get("/getloans", headers=cust2)).json()["Loans"][0]["id"]
 
     # The security checks.
@@ -250,7 +264,7 @@ async def test_the_original_acceptance_flow(client, app):
         "/filter-by-update-date?start_date=2020-01-01&end_date=2020-01-02", headers=admin
     )
     assert nothing.status_code == 200
-    assert nothing.json() == {"Message": "No loans found between 2020-01-01 and 2020-01-02!"}
+    assert nothing.json() == {"Message": "No records found for the give range!"}
     bad_date = await client.get(
         "/filter-by-create-date?start_date=2026-13-01&end_date=2026-03-05", headers=admin
     )
@@ -261,13 +275,14 @@ async def test_the_original_acceptance_flow(client, app):
     history = await client.get(f"/view_loan_history/{home['id']}", headers=cust1)
     assert history.status_code == 200
     entries = history.json()["History"]
-    assert [(e["Version"], e["Action"]) for e in entries] == [
-        (2, "edited"),
-        (3, "requested"),
-        (4, "approved"),
-    ]
-    assert entries[0]["Changes"]["principal"] == {"from": "10000.00", "to": "12000.00"}
-    assert entries[-1]["Status"] == "Approved"
+    # One entry per change of terms, holding the loan as it was before it.
+    assert len(entries) == 1
+    assert entries[0]["Loan amount"] == 10000.0
+    assert entries[0]["Duration"] == 12
+    assert entries[0]["Loan Type"] == "Home_loan"
+    assert entries[0]["State At this point"] == 2
+    assert entries[0]["Origina Loan ID"] == home["id"]
+    assert re.fullmatch(RFC1123, entries[0]["Created At"])
     assert (await client.get(f"/view_loan_history/{home['id']}", headers=cust2)).status_code == 404
     untouched = await client.get(f"/view_loan_history/{personal['id']}", headers=admin)
     assert untouched.json() == {"Message": "No changes have been done on this loan object!"}
@@ -276,7 +291,7 @@ async def test_the_original_acceptance_flow(client, app):
     own = await client.get("/loan_Requests_by_agent", headers=agent1)
     assert [loan["id"] for loan in own.json()["Loan Requests"]] == [home["id"]]
     assert (await client.get("/loan_Requests_by_agent", headers=agent2)).json() == {
-        "Message": "No loan requests found!"
+        "Message": "No requests found !"
     }
     agent1_id = next(a["id"] for a in pending if a["username"] == "agent1")
     per_agent = await client.get(f"/Agent_loan_requests/{agent1_id}", headers=admin)
@@ -305,7 +320,7 @@ async def test_tokens_are_interchangeable(client, customer):
     assert me.json()["username"] == customer.username
     loans = await client.get("/getloans", headers=customer.headers)  # a v1 bearer token
     assert loans.status_code == 200
-    assert loans.json() == {"Message": "No loans found!"}
+    assert loans.json() == {"Message": "No all Loans found !"}
 
 
 async def test_legacy_routes_are_documented_and_deprecated(client):
@@ -335,12 +350,13 @@ async def test_bad_legacy_input_changes_nothing(client, customer):
         {"loan_amount": -5, "loan_type": "Home_loan", "duration": 12},
         {"loan_amount": 10000, "loan_type": "Boat_loan", "duration": 12},
         {"loan_amount": 10000, "loan_type": "Home_loan", "duration": 0},
-        {"loan_amount": 10000, "loan_type": "Home_loan", "duration": 12, "status": "Approved"},
     ):
         response = await client.post("/new_loan", json=body, headers=token)
         assert response.status_code == 422, body
         assert set(response.json()) == {"Message"}
-    assert (await client.get("/getloans", headers=token)).json() == {"Message": "No loans found!"}
+    assert (await client.get("/getloans", headers=token)).json() == {
+        "Message": "No all Loans found !"
+    }
     missing = await client.get("/view_loan_history/12345", headers=token)
     assert missing.status_code == 404
     assert set(missing.json()) == {"Message"}

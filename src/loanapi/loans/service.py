@@ -5,7 +5,7 @@ transaction, so two racing requests can never both win and versions have no hole
 """
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +20,7 @@ from loanapi.loans import pricing
 from loanapi.loans.models import EventAction, Loan, LoanEvent, LoanProduct, LoanStatus, LoanType
 from loanapi.loans.schemas import LoanCreate, LoanProductUpdate, LoanRead, LoanUpdate
 from loanapi.loans.workflow import EVENT_OF, Action, next_status
-from loanapi.pagination import Page, PageParams, keyset, make_page
+from loanapi.pagination import Page, PageParams, keyset, make_page, oldest_first
 from loanapi.users.models import Caller, Role, User
 
 TERMS = ("loan_type", "principal", "annual_rate", "tenure_months")
@@ -410,7 +410,7 @@ async def decide(
 @dataclass(frozen=True)
 class LoanFilters:
     status: LoanStatus | None = None
-    any_status: tuple[LoanStatus, ...] = ()  # several statuses at once (legacy "New")
+    statuses: tuple[LoanStatus, ...] = ()  # any of several
     loan_type: LoanType | None = None
     customer_id: int | None = None
     agent_id: int | None = None
@@ -428,7 +428,7 @@ class LoanFilters:
 # cursor (a statement built per request costs a third of what running it does).
 _CONDITIONS = {
     "status": Loan.status == bindparam("status"),
-    "any_status": Loan.status.in_(bindparam("any_status", expanding=True)),
+    "statuses": Loan.status.in_(bindparam("statuses", expanding=True)),
     "loan_type": Loan.loan_type == bindparam("loan_type"),
     "customer_id": Loan.customer_id == bindparam("customer_id"),
     "agent_id": Loan.agent_id == bindparam("agent_id"),
@@ -456,12 +456,32 @@ async def list_loans(
     return make_page(rows, page, LoanRead)
 
 
-async def agent_requests(
-    session: AsyncSession, *, agent_id: int, status: LoanStatus | None, page: PageParams
-) -> Page[LoanRead]:
+@functools.cache
+def _rows_statement(columns: tuple[Any, ...], filters: tuple[str, ...]) -> Select[Any]:
+    query = select(*columns).where(*(_CONDITIONS[name] for name in filters))
+    return oldest_first(query, Loan.created_at, Loan.id)
+
+
+async def oldest_rows(
+    session: AsyncSession, *, filters: LoanFilters, columns: tuple[Any, ...], limit: int
+) -> Sequence[Mapping[str, Any]]:
+    """At most `limit` loans, oldest first, as the given columns (built once by the caller)."""
+    params = filters.params()
+    query = _rows_statement(columns, tuple(params))
+    return await fetch(session, query, {**params, "limit": limit})
+
+
+async def require_agent(session: AsyncSession, agent_id: int) -> None:
+    """404 unless the id is an agent's: their requests are listed, not a customer's loans."""
     agent = await session.get(User, agent_id)
     if agent is None or agent.role is not Role.agent:
         raise NotFound(f"No agent with id {agent_id}")
+
+
+async def agent_requests(
+    session: AsyncSession, *, agent_id: int, status: LoanStatus | None, page: PageParams
+) -> Page[LoanRead]:
+    await require_agent(session, agent_id)
     return await list_loans(
         session, filters=LoanFilters(agent_id=agent_id, status=status), page=page
     )

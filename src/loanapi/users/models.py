@@ -26,8 +26,9 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # A hyphenated UUID, as the original system sent it.
     public_id: Mapped[str] = mapped_column(
-        String(32), unique=True, default=lambda: uuid.uuid4().hex
+        String(36), unique=True, default=lambda: str(uuid.uuid4())
     )
     username: Mapped[str] = mapped_column(String(64))
     email: Mapped[str] = mapped_column(String(320))

@@ -2,10 +2,11 @@
 
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,7 +20,7 @@ from loanapi.errors import (
     Unauthorized,
     Unprocessable,
 )
-from loanapi.pagination import Page, PageParams, T, keyset, make_page
+from loanapi.pagination import Page, PageParams, keyset, make_page, oldest_first
 from loanapi.security import Hasher, InvalidToken, TokenCodec
 from loanapi.users.models import Caller, Role, User, UserStatus
 from loanapi.users.schemas import UserCreate, UserRead
@@ -40,6 +41,14 @@ class AgentNotApproved(Forbidden):
 class AccountDisabled(Forbidden):
     def __init__(self) -> None:
         super().__init__("This account is disabled.")
+
+
+class AccountStateConflict(Conflict):
+    """The account's status forbids the decision; adapters may word it their own way."""
+
+    def __init__(self, detail: str, account_status: UserStatus) -> None:
+        super().__init__(detail)
+        self.account_status = account_status
 
 
 class InvalidTokenError(Unauthorized):
@@ -208,25 +217,47 @@ async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCode
 # --- listing ----------------------------------------------------------------------------------
 
 
-async def list_users(
-    session: AsyncSession,
-    *,
-    page: PageParams,
-    roles: Iterable[Role] = (),
-    statuses: Iterable[UserStatus] = (),
-    exclude_id: int | None = None,
-    item: type[T] = UserRead,  # type: ignore[assignment]
-) -> Page[T]:
-    query = select(User)
+def _users_where(
+    query: Select[Any],
+    roles: Iterable[Role],
+    statuses: Iterable[UserStatus],
+    exclude_id: int | None,
+) -> Select[Any]:
     if roles := list(roles):
         query = query.where(User.role.in_(roles))
     if statuses := list(statuses):
         query = query.where(User.status.in_(statuses))
     if exclude_id is not None:
         query = query.where(User.id != exclude_id)
+    return query
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    page: PageParams,
+    roles: Iterable[Role] = (),
+    statuses: Iterable[UserStatus] = (),
+) -> Page[UserRead]:
+    query = _users_where(select(User), roles, statuses, None)
     query = keyset(query, page.after is not None, User.created_at, User.id)
     rows = (await session.scalars(query, page.binds())).all()
-    return make_page(rows, page, item)
+    return make_page(rows, page, UserRead)
+
+
+async def oldest_rows(
+    session: AsyncSession,
+    *,
+    columns: tuple[Any, ...],
+    limit: int,
+    roles: Iterable[Role] = (),
+    statuses: Iterable[UserStatus] = (),
+    exclude_id: int | None = None,
+) -> Sequence[Mapping[str, Any]]:
+    """At most `limit` users, oldest first, as the given columns."""
+    query = _users_where(select(*columns), roles, statuses, exclude_id)
+    query = oldest_first(query, User.created_at, User.id)
+    return (await session.execute(query, {"limit": limit})).mappings().all()
 
 
 # --- account decisions ------------------------------------------------------------------------
@@ -257,7 +288,7 @@ async def _change_status(
     current = await session.get(User, user_id)
     if current is None or (role is not None and current.role is not role):
         raise NotFound(f"No {role.value if role else 'user'} with id {user_id}")
-    raise Conflict(refusal.format(status=current.status.value))
+    raise AccountStateConflict(refusal.format(status=current.status.value), current.status)
 
 
 async def approve_agent(session: AsyncSession, *, agent_id: int) -> User:

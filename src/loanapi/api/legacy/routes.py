@@ -1,0 +1,483 @@
+"""The original Flask system's endpoints, as a thin adapter over the /api/v1 services.
+
+Nothing here decides anything about loans or users: each endpoint maps the original request
+onto one service call, and maps the result, or the service's error, onto the original's keys,
+words and status codes (LEGACY.md). The rules live in the services and the state machine.
+"""
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends
+from fastapi.security import HTTPBasicCredentials
+from starlette.responses import Response, StreamingResponse
+
+from loanapi.api.deps import AccountsDep, CodecDep, LoanId, SessionDep, UserId
+from loanapi.api.legacy import fields
+from loanapi.api.legacy.deps import (
+    Admin,
+    Agent,
+    AnyCaller,
+    Customer,
+    Filterer,
+    RequestingAgent,
+    Staff,
+    basic,
+)
+from loanapi.api.legacy.errors import LegacyError, LegacyJSON, LegacyRoute, login_refusal
+from loanapi.api.legacy.schemas import (
+    LegacyDatedLoan,
+    LegacyHistoryEntry,
+    LegacyLoan,
+    LegacyLoanCreate,
+    LegacyLoanEdit,
+    LegacyToken,
+    LegacyUser,
+    LegacyUserCreate,
+    LoanWithData,
+    Message,
+    errors,
+    list_of,
+)
+from loanapi.db import day_start, mark_read, mark_write, utcnow
+from loanapi.loans import service as loans
+from loanapi.loans.models import EventAction, LoanStatus
+from loanapi.loans.schemas import LoanCreate, LoanUpdate
+from loanapi.loans.workflow import Action, LoanStateConflict
+from loanapi.users import service as users
+from loanapi.users.models import Role, UserStatus
+
+# The original returned whole tables; a list here holds at most the oldest this many rows.
+MAX_ROWS = 10_000
+STREAM_FROM = 1_000  # a list of at least this many rows is encoded and sent in chunks
+CHUNK = 1_000
+SORTED = orjson.OPT_SORT_KEYS
+# The original's default start of /filter-by-* (a missing start is unbounded here).
+EARLIEST = "1985-01-17"
+TERM_CHANGES = (EventAction.edited, EventAction.rolled_back)
+
+# The key of a dated list names its range: `{"Loans between 2026-01-01 and 2026-01-31": [...]}`.
+DATED_LIST: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": dict[str, list[LegacyDatedLoan]] | Message,  # type: ignore[valid-type]
+        "description": "The list under `Loans between <start_date> and <end_date>`, "
+        "or a Message when empty",
+    }
+}
+
+router = APIRouter(
+    tags=["legacy"], deprecated=True, route_class=LegacyRoute, responses=errors(401, 422)
+)
+WRITE = [Depends(mark_write)]
+
+
+def both(path: str, *, documented: str, operation_id: str, **kwargs: Any) -> Any:
+    """GET and POST on one path (the original accepted both); the second gets its own id."""
+    other = "POST" if documented == "GET" else "GET"
+
+    def register(endpoint: Any) -> Any:
+        for method, name in (
+            (documented, operation_id),
+            (other, f"{operation_id}_{other.lower()}"),
+        ):
+            router.add_api_route(path, endpoint, methods=[method], operation_id=name, **kwargs)
+        return endpoint
+
+    return register
+
+
+def message(text: str) -> Response:
+    return LegacyJSON({"Message": text})
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+
+def listing(key: str, rows: Sequence[Mapping[str, Any]], empty: str) -> Response:
+    """`{key: [rows]}` with the rows as the database gave them, or the original's Message."""
+    if not rows:
+        return message(empty)
+    plain = rows if isinstance(rows[0], dict) else [dict(row) for row in rows]
+    if len(plain) < STREAM_FROM:
+        return LegacyJSON({key: plain})
+    return StreamingResponse(_chunks(key, plain), media_type="application/json")
+
+
+async def _chunks(key: str, rows: Sequence[Any]) -> AsyncIterator[bytes]:
+    """The same bytes as one orjson.dumps of `{key: rows}`, a thousand rows at a time."""
+    yield b"{" + orjson.dumps(key) + b":["
+    for start in range(0, len(rows), CHUNK):
+        part = orjson.dumps(rows[start : start + CHUNK], option=SORTED)[1:-1]
+        yield part if start == 0 else b"," + part
+    yield b"]}"
+
+
+async def _loans(session: SessionDep, columns: Any = fields.LOAN_COLUMNS, **filters: Any) -> Any:
+    return await loans.oldest_rows(
+        session, filters=loans.LoanFilters(**filters), columns=columns, limit=MAX_ROWS
+    )
+
+
+async def _users(session: SessionDep, **filters: Any) -> Any:
+    return await users.oldest_rows(session, columns=fields.USER_COLUMNS, limit=MAX_ROWS, **filters)
+
+
+def _with_data(text: str, loan: Mapping[str, Any]) -> Response:
+    return LegacyJSON({"Message": text, "data": fields.item(fields.LOAN_DATA, loan)})
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/register_Customer",
+    response_model=Message,
+    operation_id="legacy_register_customer",
+    summary="Register a customer (original shape)",
+    responses=errors(409, 429),
+)
+async def register_customer(data: LegacyUserCreate, accounts: AccountsDep) -> Response:
+    await accounts.register(data, Role.customer)
+    return message("Your Account has been added successfully !")
+
+
+@router.post(
+    "/register_Agent",
+    response_model=Message,
+    operation_id="legacy_register_agent",
+    summary="Apply as an agent (original shape)",
+    responses=errors(409, 429),
+)
+async def register_agent(data: LegacyUserCreate, accounts: AccountsDep) -> Response:
+    await accounts.register(data, Role.agent)
+    return message(
+        "Your request has been sent successfully! You will be able to login after "
+        "Admin approves your request!"
+    )
+
+
+@both(
+    "/login",
+    documented="POST",
+    response_model=LegacyToken,
+    operation_id="legacy_login",
+    dependencies=[Depends(mark_read)],
+    summary="Log in with HTTP Basic; returns {token}",
+    responses={
+        401: {
+            "description": "`Could not verify`, or that an agent is not approved yet (text)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **errors(429),
+    },
+)
+async def login(
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+    accounts: AccountsDep,
+    codec: CodecDep,
+) -> Response:
+    if credentials is None:
+        return login_refusal("Could not verify")
+    try:
+        user = await accounts.authenticate(credentials.username, credentials.password)
+    except users.InvalidCredentials:
+        return login_refusal("Could not verify")
+    except users.AgentNotApproved:
+        return login_refusal("Your Application for agent is not approved by the admin.")
+    return LegacyJSON(
+        {"token": codec.issue(user_id=user.id, role=user.role.value)},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@router.get(
+    "/all_Customers",
+    operation_id="legacy_all_customers",
+    responses=list_of("Customers", LegacyUser),
+    summary="Every customer, oldest first",
+)
+async def all_customers(caller: Staff, session: SessionDep) -> Response:
+    rows = await _users(session, roles=[Role.customer])
+    return listing("Customers", rows, "No Customers in the system!")
+
+
+@router.get(
+    "/all_users",
+    operation_id="legacy_all_users",
+    responses=list_of("Users", LegacyUser),
+    summary="Every user but the caller, oldest first",
+)
+async def all_users(caller: Admin, session: SessionDep) -> Response:
+    rows = await _users(session, exclude_id=caller.id)
+    return listing("Users", rows, "No Users in the system!")
+
+
+@router.get(
+    "/all_agents",
+    operation_id="legacy_all_agents",
+    responses=list_of("approved_agents", LegacyUser),
+    summary="Approved agents, oldest first",
+)
+async def all_agents(caller: Admin, session: SessionDep) -> Response:
+    rows = await _users(session, roles=[Role.agent], statuses=[UserStatus.active])
+    return listing("approved_agents", rows, "No agents in the system!")
+
+
+@router.get(
+    "/all_Agent_applications",
+    operation_id="legacy_agent_applications",
+    responses=list_of("Unapproved_agents", LegacyUser),
+    summary="Agents waiting for approval, oldest first",
+)
+async def agent_applications(caller: Admin, session: SessionDep) -> Response:
+    rows = await _users(session, roles=[Role.agent], statuses=[UserStatus.pending])
+    return listing("Unapproved_agents", rows, "No pending agent applications  in the system!")
+
+
+@both(
+    "/approve_agent/{agent_id}",
+    documented="GET",
+    response_model=Message,
+    operation_id="legacy_approve_agent",
+    dependencies=WRITE,
+    summary="Approve an agent (again: a 200 saying so)",
+    responses=errors(404, 409),
+)
+async def approve_agent(agent_id: UserId, caller: Admin, session: SessionDep) -> Response:
+    try:
+        await users.approve_agent(session, agent_id=agent_id)
+    except users.AccountStateConflict as exc:
+        if exc.account_status is not UserStatus.active:
+            raise
+        return message("The agent has already been approved by the admin!")
+    return message("The agent has been successfully approved!!")
+
+
+# --- loans -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/new_loan",
+    response_model=LoanWithData,
+    operation_id="legacy_new_loan",
+    summary="Apply for a loan (original shape)",
+)
+async def new_loan(
+    caller: Customer,
+    session: SessionDep,
+    data: Annotated[LegacyLoanCreate | None, Body()] = None,
+) -> Response:
+    if data is None:
+        raise LegacyError(401, "Data should be passed for loan", key="message")
+    loan = await loans.apply(
+        session,
+        customer=caller,
+        data=LoanCreate(
+            loan_type=data.loan_type, principal=data.loan_amount, tenure_months=data.duration
+        ),
+    )
+    return _with_data("Your Loan Application has been successfully created", loan)
+
+
+def _statuses(word: str | None) -> tuple[str, tuple[LoanStatus, ...]]:
+    """The original's status word (case aside) and the statuses it stands for; none is all."""
+    if word is None or word.lower() == "all":
+        return "all", ()
+    for name in fields.STATE_NUMBERS:
+        if name.lower() == word.lower():
+            found = tuple(s for s, w in fields.STATUS_WORDS.items() if w == name)
+            return name, found
+    raise LegacyError(422, "status must be one of New, Approved, Rejected, Withdrawn")
+
+
+@router.get(
+    "/getloans",
+    operation_id="legacy_get_loans",
+    responses=list_of("Loans", LegacyLoan),
+    summary="Loans, oldest first (a customer's own); ?status=New|Approved|Rejected|Withdrawn",
+)
+async def get_loans(caller: AnyCaller, session: SessionDep, status: str | None = None) -> Response:
+    word, statuses = _statuses(status)
+    customer_id = caller.id if caller.role is Role.customer else None
+    rows = await _loans(session, statuses=statuses, customer_id=customer_id)
+    return listing("Loans", rows, f"No {word} Loans found !")
+
+
+@router.post(
+    "/edit_loan/{loan_id}",
+    response_model=LoanWithData,
+    operation_id="legacy_edit_loan",
+    summary="Change a loan's amount, duration or type",
+    responses=errors(404, 409),
+)
+async def edit_loan(
+    loan_id: LoanId,
+    caller: Agent,
+    session: SessionDep,
+    data: Annotated[LegacyLoanEdit | None, Body()] = None,
+) -> Response:
+    # No body: the loan's own refusals first (404, 409), through an edit that changes nothing.
+    update = data.update() if data is not None else LoanUpdate()
+    loan = await loans.edit(
+        session, loan_id=loan_id, actor=caller, data=update, expected_version=None
+    )
+    if data is None:
+        raise LegacyError(401, "Loan appllication data should be passed for loan", key="message")
+    return _with_data("Your Loan Application has been successfully Modified", loan)
+
+
+@both(
+    "/request_loan/{loan_id}",
+    documented="GET",
+    response_model=Message,
+    operation_id="legacy_request_loan",
+    dependencies=WRITE,
+    summary="Forward a loan to the admin",
+    responses=errors(404, 409),
+)
+async def request_loan(loan_id: LoanId, caller: Agent, session: SessionDep) -> Response:
+    await loans.request(session, loan_id=loan_id, agent=caller, expected_version=None)
+    return message("Request to Admin on behalf of this customer is successfully made by you.")
+
+
+@router.get(
+    "/loan_Requests_by_agent",
+    operation_id="legacy_loan_requests_by_agent",
+    responses=list_of("Loan Requests", LegacyLoan),
+    summary="The caller's requests, oldest first",
+)
+async def loan_requests_by_agent(caller: RequestingAgent, session: SessionDep) -> Response:
+    rows = await _loans(session, agent_id=caller.id)
+    return listing("Loan Requests", rows, "No requests found !")
+
+
+@router.get(
+    "/Agent_loan_requests/{agent_id}",
+    operation_id="legacy_agent_loan_requests",
+    responses={**list_of("Agent_loanRequests", LegacyLoan), **errors(404)},
+    summary="One agent's requests, oldest first",
+)
+async def agent_loan_requests(agent_id: UserId, caller: Admin, session: SessionDep) -> Response:
+    await loans.require_agent(session, agent_id)
+    rows = await _loans(session, agent_id=agent_id)
+    return listing(
+        "Agent_loanRequests",
+        rows,
+        "No request for Loans from this particular agent found found !",
+    )
+
+
+@router.get(
+    "/view_loan_history/{loan_id}",
+    operation_id="legacy_view_loan_history",
+    responses={**list_of("History", LegacyHistoryEntry), **errors(404)},
+    summary="Each change of a loan's terms, with the loan as it was before it",
+)
+async def view_loan_history(loan_id: LoanId, caller: AnyCaller, session: SessionDep) -> Response:
+    customer_id = caller.id if caller.role is Role.customer else None
+    events = await loans.history(session, loan_id, customer_id=customer_id)
+    before = {event.version + 1: event.snapshot for event in events}
+    entries = [
+        {
+            "id": event.id,
+            **fields.item(fields.HISTORY, before[event.version]),
+            "Origina Loan ID": loan_id,
+            "Created At": fields.time_text(event.at),
+        }
+        for event in events
+        if event.action in TERM_CHANGES
+    ]
+    if not entries:
+        return message("No changes have been done on this loan object!")
+    return LegacyJSON({"History": entries})
+
+
+async def _between(
+    session: SessionDep, start: date | None, end: date | None, *, on: str
+) -> Response:
+    if start is not None and end is not None and end < start:
+        raise LegacyError(422, "end_date must not be before start_date")
+    try:
+        lower = day_start(start) if start else None
+        upper = day_start(end) + timedelta(days=1) if end else None
+    except OverflowError:
+        raise LegacyError(422, "end_date is past the end of the calendar") from None
+    bounds = {f"{on}_from": lower, f"{on}_before": upper}
+    rows = await _loans(session, fields.DATED_LOAN_COLUMNS, **bounds)
+    key = f"Loans between {start or EARLIEST} and {end or utcnow().date()}"
+    return listing(key, rows, "No records found for the give range!")
+
+
+@router.get(
+    "/filter-by-create-date",
+    operation_id="legacy_filter_by_create_date",
+    responses=DATED_LIST,
+    summary="Loans created between two dates (whole UTC days), oldest first",
+)
+async def filter_by_create_date(
+    caller: Filterer,
+    session: SessionDep,
+    start_date: date | None = None,
+    end_date: date | None = None,
+) -> Response:
+    return await _between(session, start_date, end_date, on="created")
+
+
+@router.get(
+    "/filter-by-update-date",
+    operation_id="legacy_filter_by_update_date",
+    responses=DATED_LIST,
+    summary="Loans last updated between two dates (whole UTC days), oldest first",
+)
+async def filter_by_update_date(
+    caller: Filterer,
+    session: SessionDep,
+    start_date: date | None = None,
+    end_date: date | None = None,
+) -> Response:
+    return await _between(session, start_date, end_date, on="updated")
+
+
+@both(
+    "/approve_loan/{loan_id}",
+    documented="GET",
+    response_model=Message,
+    operation_id="legacy_approve_loan",
+    dependencies=WRITE,
+    summary="Approve a requested loan",
+    responses=errors(404, 409),
+)
+async def approve_loan(loan_id: LoanId, caller: Admin, session: SessionDep) -> Response:
+    try:
+        await loans.decide(
+            session, loan_id=loan_id, actor=caller, action=Action.approve, expected_version=None
+        )
+    except LoanStateConflict as exc:
+        raise LegacyError(
+            409,
+            f"This Loan cannot be approved: it is {exc.loan_status.value}. "
+            "Only a loan requested by an agent can be approved.",
+        ) from None
+    return message("The Loan has been successfully approved!!")
+
+
+@both(
+    "/reject_loan/{loan_id}",
+    documented="GET",
+    response_model=Message,
+    operation_id="legacy_reject_loan",
+    dependencies=WRITE,
+    summary="Reject a new or requested loan (again: the same answer)",
+    responses=errors(404, 409),
+)
+async def reject_loan(loan_id: LoanId, caller: Admin, session: SessionDep) -> Response:
+    try:
+        await loans.decide(
+            session, loan_id=loan_id, actor=caller, action=Action.reject, expected_version=None
+        )
+    except LoanStateConflict as exc:
+        if exc.loan_status is not LoanStatus.rejected:
+            raise
+    return message("The Loan has been successfully Rejected!!")
