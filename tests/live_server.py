@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,8 +23,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_env(workdir: Path, admin: dict[str, str]) -> dict[str, str]:
-    """Our environment minus any LOANAPI_* of the caller's, plus the test server's settings."""
+def server_env(
+    workdir: Path, admin: dict[str, str], extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Our environment minus any LOANAPI_* of the caller's, plus the test server's settings
+    (and `extra`, which wins: e.g. LOANAPI_PASSWORD_MIN_LENGTH)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOANAPI_")}
     env.update(
         {
@@ -37,18 +40,21 @@ def server_env(workdir: Path, admin: dict[str, str]) -> dict[str, str]:
             "LOANAPI_LOG_LEVEL": "WARNING",
         }
     )
+    env.update(extra or {})
     return env
 
 
 @contextmanager
-def live_server(workdir: Path, admin: dict[str, str]) -> Iterator[str]:
+def live_server(
+    workdir: Path, admin: dict[str, str], *, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """Start the server, wait for /healthz, yield its base URL, stop it (its session only)."""
     port = free_port()
     log = workdir / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env(workdir, admin),
+            env=server_env(workdir, admin, env),
             cwd=workdir,  # no stray .env is read
             stdout=out,
             stderr=subprocess.STDOUT,
