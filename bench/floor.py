@@ -1,5 +1,6 @@
 # ruff: noqa: T201  (a command-line tool: it prints)
-"""The reference floor: the least a Python server must do for loanapi's list and get-one.
+"""The reference floor: the least a Python server must do for loanapi's list and get-one, and
+for the legacy `/getloans` (an admin's whole table, a customer's own loans).
 
 Starlette + an asyncpg pool + orjson, served by uvicorn like loanapi (same worker count, uvloop,
 httptools). Per request it does the same work as loanapi: verify the HS256 JWT (same secret and
@@ -9,6 +10,13 @@ plan), and return the same JSON: `{"items": [...], "next_cursor": ...}`, money a
 strings, timestamps ISO 8601 with `Z`, the same keyset cursor. The loanapi / floor throughput
 ratio then measures only framework, ORM and serialization overhead.
 
+`/getloans` runs the statements loanapi's legacy endpoint sends, captured by bench/run.py from
+loanapi in process just before the floor starts (`capture_legacy`) and handed over in the file
+named by BENCH_FLOOR_LEGACY: the caller's user row, then the admin's list or the customer's list
+(the parameters that were the caller's id are replaced by the caller's id), with loanapi's text
+and parameters. Loanapi's legacy list SQL gives one column per legacy key, labelled with the
+key, values final, so the body is `orjson.dumps({"Loans": [dict(row) ...]}, OPT_SORT_KEYS)`.
+
     BENCH_FLOOR_DSN=postgresql://postgres@127.0.0.1:5432/loanapi_bench_10k \
     BENCH_FLOOR_SECRET=... uvicorn floor:app --app-dir bench --workers 2 \
         --loop uvloop --http httptools
@@ -16,9 +24,12 @@ ratio then measures only framework, ORM and serialization overhead.
 
 import base64
 import os
+import pickle
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import orjson
@@ -50,6 +61,9 @@ except ImportError:  # pragma: no cover
 SECRET = os.environ.get("BENCH_FLOOR_SECRET") or os.environ.get("LOANAPI_SECRET_KEY", "")
 DSN = os.environ.get("BENCH_FLOOR_DSN", "postgresql://postgres@127.0.0.1:5432/loanapi_bench_10k")
 POOL_SIZE = int(os.environ.get("LOANAPI_DB_POOL_SIZE", "10"))
+# {"user" | "bulk" | "customer": {"sql", "params", "caller": [indexes of the caller's id]}}
+LEGACY_FILE = os.environ.get("BENCH_FLOOR_LEGACY")
+LEGACY = pickle.loads(Path(LEGACY_FILE).read_bytes()) if LEGACY_FILE else {}
 
 # The statements loanapi's SQLAlchemy engine sends (see bench/README.md to re-capture them).
 USER_SQL = (
@@ -193,6 +207,60 @@ async def get_loan(request: Request) -> Response:
     )
 
 
+# --- legacy /getloans ----------------------------------------------------------------------------
+
+
+def legacy_error(status: int, key: str, text: str) -> Response:
+    return Response(orjson.dumps({key: text}), status, media_type="application/json")
+
+
+def bind(statement: dict, caller: int) -> list:
+    """The captured parameters, with the caller's id where loanapi had put its caller's."""
+    args = list(statement["params"])
+    for index in statement["caller"]:
+        args[index] = caller
+    return args
+
+
+def interim(value: object) -> float:
+    """Only while loanapi's legacy SQL still returns raw columns (numerics): the final SQL
+    returns floats, strings and ints, and orjson never calls this."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+async def get_loans(request: Request) -> Response:
+    user_sql, bulk, own = LEGACY.get("user"), LEGACY.get("bulk"), LEGACY.get("customer")
+    if not (user_sql and bulk and own):
+        return legacy_error(503, "message", "no SQL captured from loanapi (see the bench log)")
+    token = request.headers.get("x-access-token")
+    if not token:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return legacy_error(401, "message", "Token is missing!")
+    try:
+        user_id = int(decode(token, SECRET)["sub"])
+    except Exception:
+        return legacy_error(401, "message", "Token is invalid!")
+    async with request.app.state.pool.acquire() as conn:
+        user = await conn.fetchrow(user_sql["sql"], *bind(user_sql, user_id))
+        if user is None or user["status"] != "active":
+            return legacy_error(401, "message", "Token is invalid!")
+        if user["role"] == "admin":
+            rows = await conn.fetch(bulk["sql"], *bind(bulk, user_id))
+        elif user["role"] == "customer":
+            rows = await conn.fetch(own["sql"], *bind(own, user_id))
+        else:
+            return legacy_error(401, "Message", "not measured: agents' /getloans")
+    if not rows:
+        return legacy_error(200, "Message", "No all Loans found !")
+    body = orjson.dumps(
+        {"Loans": [dict(row) for row in rows]}, default=interim, option=orjson.OPT_SORT_KEYS
+    )
+    return Response(body, media_type="application/json")
+
+
 async def healthz(_request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
@@ -216,6 +284,7 @@ app = Starlette(
     routes=[
         Route("/api/v1/admin/loans", list_loans),
         Route("/api/v1/admin/loans/{loan_id}", get_loan),
+        Route("/getloans", get_loans),
         Route("/healthz", healthz),
     ],
     lifespan=lifespan,

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import pickle
 import platform
 import random
 import re
@@ -47,6 +48,11 @@ from load import HOST, Req  # noqa: E402
 # A fixed signing key, so tokens made here are accepted by every worker (bench only).
 SECRET = "loanapi-bench-signing-key-not-for-production-0123456789"
 LIST_QUERY = "status=new&created_from={f}&created_to={t}&limit=50"
+# legacy_customer_100: seeded customers with about this many loans (at most this many of them)
+LEGACY_CUSTOMER_LOANS, LEGACY_CUSTOMERS = 100, 20
+LEGACY_LOAN_BODY = {"loan_amount": 10000, "loan_type": "Home_loan", "duration": 12}
+# legacy_bulk runs at the levels up to c16 only; a 10,000-row answer may take seconds at c16
+BULK_MAX_CONCURRENCY, BULK_TIMEOUT = 16, 30
 
 
 def log(message: str) -> None:
@@ -197,8 +203,10 @@ def start_loanapi(database: str, port: int, workers: int, rounds: int, wait: boo
     return server
 
 
-def start_floor(database: str, port: int, workers: int) -> Server:
+def start_floor(database: str, port: int, workers: int, legacy: Path | None = None) -> Server:
     env = {**os.environ, "BENCH_FLOOR_DSN": seed.dsn(database), "BENCH_FLOOR_SECRET": SECRET}
+    if legacy:
+        env["BENCH_FLOOR_LEGACY"] = str(legacy)  # the captured legacy statements
     cmd = [
         sys.executable,
         "-m",
@@ -355,11 +363,25 @@ async def samples(database: str, marker: dict[str, Any], seed_value: int = 7) ->
             "WHERE tenure_months = 360 AND id <= $1 ORDER BY customer_id, id",
             max_loan,
         )
+        # customers whose seeded loans number close to LEGACY_CUSTOMER_LOANS (the nearest first)
+        near = await conn.fetch(
+            "SELECT customer_id, count(*) AS n FROM loans WHERE id <= $1 GROUP BY customer_id "
+            "ORDER BY abs(count(*) - $2), customer_id LIMIT $3",
+            max_loan,
+            LEGACY_CUSTOMER_LOANS,
+            LEGACY_CUSTOMERS,
+        )
         pg_version = await conn.fetchval("SHOW server_version")
     finally:
         await conn.close()
     picked = rng.sample(customers, min(200, len(customers)))
+    # within 10% of the wanted count; at least the nearest two (the floor's capture needs two)
+    hundred = [(r["customer_id"], r["n"]) for r in near]
+    close = [
+        (c, n) for c, n in hundred if abs(n - LEGACY_CUSTOMER_LOANS) * 10 <= LEGACY_CUSTOMER_LOANS
+    ]
     return {
+        "customers_100": close if len(close) >= 2 else hundred[:2],
         "customers": picked,
         "loan_ids": [rng.randint(1, max_loan) for _ in range(1000)],
         "schedules": [
@@ -370,15 +392,43 @@ async def samples(database: str, marker: dict[str, Any], seed_value: int = 7) ->
     }
 
 
-def http_json(port: int, path: str, token: str | None = None) -> tuple[int, Any]:
+def http_json(
+    port: int, path: str, token: str | None = None, *, legacy: bool = False
+) -> tuple[int, Any]:
     request = urllib.request.Request(f"http://{HOST}:{port}{path}")
-    if token:
+    if token and legacy:
+        request.add_header("x-access-token", token)
+    elif token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")[:300]
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """Where two parsed JSON bodies first differ, briefly (a 2.8 MB body is not printed)."""
+    if type(a) is not type(b):
+        return (
+            f"{where or 'body'}: {type(a).__name__} vs {type(b).__name__}: {a!r:.120} vs {b!r:.120}"
+        )
+    if isinstance(a, dict):
+        if a.keys() != b.keys():
+            return f"{where or 'body'}: keys {sorted(a)[:14]} vs {sorted(b)[:14]}"
+        return next((d for k in a if (d := first_difference(a[k], b[k], f"{where}[{k!r}]"))), None)
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return f"{where or 'body'}: {len(a)} items vs {len(b)}"
+        return next(
+            (
+                d
+                for i, (x, y) in enumerate(zip(a, b, strict=True))
+                if (d := first_difference(x, y, f"{where}[{i}]"))
+            ),
+            None,
+        )
+    return None if a == b else f"{where or 'body'}: {a!r:.120} vs {b!r:.120}"
 
 
 def follow_pages(port: int, path: str, token: str, pages: int) -> str | None:
@@ -415,15 +465,22 @@ async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> di
     def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
         seen.append((statement, parameters))
 
-    # Reads of a GET go to loanapi's read pool (asyncpg), past SQLAlchemy's cursor events.
+    # Reads of a GET go to loanapi's read pool (asyncpg), past SQLAlchemy's cursor events: every
+    # public method of it that takes SQL text is recorded (fetch, and any streaming variant).
     read_pool = app.state.read_pool
-    pool_fetch = read_pool.fetch
+    for attr in dir(read_pool):
+        method = getattr(read_pool, attr)
+        if attr.startswith("_") or attr == "close" or not callable(method):
+            continue
 
-    async def recording_fetch(sql: str, args: Any) -> Any:
-        seen.append((sql, args))
-        return await pool_fetch(sql, args)
+        def recording(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            if args and isinstance(args[0], str):
+                rest = args[1:]
+                params = rest[0] if len(rest) == 1 and isinstance(rest[0], list | tuple) else rest
+                seen.append((args[0], kwargs.get("args", params)))
+            return _method(*args, **kwargs)  # a coroutine, an async iterator: as it is
 
-    read_pool.fetch = recording_fetch
+        setattr(read_pool, attr, recording)
 
     captured = {}
     transport = httpx.ASGITransport(app=app)
@@ -433,19 +490,88 @@ async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> di
                 seen.clear()
                 headers = {"Authorization": f"Bearer {token}", "x-access-token": token}
                 response = await client.get(path, headers=headers)
-                loans = [
-                    (s, p)
-                    for s, p in seen
-                    if s.lstrip().upper().startswith("SELECT") and "FROM loans" in s
-                ]
+                loans = [(s, p) for s, p in seen if SELECT.match(s) and FROM_LOANS.search(s)]
+                found = [(s, p) for s, p in seen if SELECT.match(s) and FROM_USERS.search(s)]
                 captured[name] = {
                     "status": response.status_code,
+                    "bytes": len(response.content),
                     "sql": loans[-1][0] if loans else None,
                     "params": list(loans[-1][1]) if loans else None,
+                    "user_sql": found[0][0] if found else None,
+                    "user_params": list(found[0][1]) if found else None,
                 }
     finally:
         await close_databases(app)
     return captured
+
+
+SELECT = re.compile(r"\s*(SELECT|WITH)\b", re.I)
+FROM_LOANS = re.compile(r"\bFROM\s+loans\b", re.I)
+FROM_USERS = re.compile(r"\bFROM\s+users\b", re.I)
+
+
+def _plain(value: Any) -> Any:
+    """A parameter as the floor can unpickle it without loanapi (an enum by its value)."""
+    import enum
+
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _caller_slots(a: list[Any], b: list[Any], id_a: int, id_b: int) -> list[int] | None:
+    """Where two callers' parameters differ: each must be that caller's id (else None)."""
+    slots = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return slots if all(a[i] == id_a and b[i] == id_b for i in slots) else None
+
+
+async def capture_legacy(
+    database: str, admin: str, one: tuple[int, str], two: tuple[int, str], path: Path
+) -> dict[str, Any]:
+    """The statements of loanapi's legacy `/getloans`, for the floor (pickled to `path`): the
+    caller's user row and the list, from an admin's request and two customers' (whose
+    parameters tell where the caller's id goes). Returns what was captured, and problems."""
+    requests = {"bulk": admin, "one": one[1], "two": two[1]}
+    try:
+        got = await capture_sql(database, {k: ("/getloans", t) for k, t in requests.items()})
+    except Exception as exc:  # loanapi does not start (the server will say why)
+        got, problems = {}, [f"capture failed: {exc!r:.300}"]
+    else:
+        problems = []
+    problems += [f"{k}: status {v['status']}" for k, v in got.items() if v["status"] != 200]
+    problems += [f"{k}: no loans SELECT" for k, v in got.items() if not v["sql"]]
+    problems += [f"{k}: no users SELECT" for k, v in got.items() if not v["user_sql"]]
+    legacy: dict[str, Any] = {}
+    if not problems:
+        a, b = got["one"], got["two"]
+        for key, sql, params in (
+            ("user", "user_sql", "user_params"),
+            ("customer", "sql", "params"),
+        ):
+            slots = None
+            if a[sql] == b[sql] and len(a[params]) == len(b[params]):
+                slots = _caller_slots(a[params], b[params], one[0], two[0])
+            if slots is None:
+                problems.append(f"{key}: the two customers' statements differ beyond their ids")
+                continue
+            legacy[key] = {"sql": a[sql], "params": [_plain(x) for x in a[params]], "caller": slots}
+        bulk = got["bulk"]
+        legacy["bulk"] = {"sql": bulk["sql"], "params": [_plain(x) for x in bulk["params"]]}
+        legacy["bulk"]["caller"] = []  # every admin gets the same rows
+        if legacy.get("user") and bulk["user_sql"] != legacy["user"]["sql"]:
+            problems.append("user: the admin's user statement differs from the customers'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(legacy if not problems else {}))
+    for problem in problems:
+        log(f"WARNING: legacy SQL capture: {problem} (the floor's /getloans answers 503)")
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "statements": {
+            k: {"sql": v["sql"], "params": [repr(x) for x in v["params"]], "caller": v["caller"]}
+            for k, v in legacy.items()
+        },
+        "loanapi_bytes": {k: v["bytes"] for k, v in got.items()},
+        "customers": [one[0], two[0]],
+    }
 
 
 SORT = re.compile(r"(^|->\s+)(Incremental )?Sort\b")
@@ -653,6 +779,7 @@ class Bench:
         self.warmup = args.warmup
         self.rounds = int(os.environ.get("LOANAPI_PBKDF2_ROUNDS", "600000"))
         self.results: dict[str, Any] = {"scenarios": {}}
+        self.only = set(args.only.split(",")) if args.only else None
         self.servers: list[Server] = []
 
     # measuring
@@ -699,13 +826,24 @@ class Bench:
         describe: str,
         durations: dict[int, float] | None = None,
         floor: tuple[str, int] | None = None,
+        partner: tuple[str, list[Req], str] | None = None,
+        levels: list[int] | None = None,
         **kw: Any,
     ) -> None:
         """Measure at each concurrency; with `floor` (name, port), the floor's run of the same
-        requests follows each of loanapi's at once, so that both see the same background load."""
-        log(f"{name}: {describe}" + (f" (alternating with {floor[0]})" if floor else ""))
+        requests follows each of loanapi's at once, so that both see the same background load.
+        With `partner` (name, requests, description), another scenario on the same server
+        follows each run the same way (two scenarios compared with each other)."""
+        if partner and not self.wanted(partner[0]):
+            partner = None
+        if not self.wanted(name):
+            if partner:  # measured alone
+                self.scenario(partner[0], port, partner[1], partner[2], durations, **kw)
+            return
+        with_ = floor[0] if floor else partner[0] if partner else None
+        log(f"{name}: {describe}" + (f" (alternating with {with_})" if with_ else ""))
         runs: dict[str, dict[str, Any]] = {name: {}}
-        for c in self.levels:
+        for c in levels or self.levels:
             duration = (durations or {}).get(c, self.duration)
             runs[name][str(c)] = self.measure(port, reqs or [], c, duration, **kw)
             if floor:
@@ -713,16 +851,29 @@ class Bench:
                 runs.setdefault(floor[0], {})[str(c)] = self.measure(
                     floor[1], reqs or [], c, duration, **kw
                 )
-        for key, levels in runs.items():
-            if levels:
+            if partner:
+                log(f"  {partner[0]}: {partner[2]}")
+                runs.setdefault(partner[0], {})[str(c)] = self.measure(
+                    port, partner[1], c, duration, **kw
+                )
+        for key, levels_run in runs.items():
+            if levels_run:
                 flagged = any(
-                    r["non2xx"] or r["errors"] or not r["requests"] for r in levels.values()
+                    r["non2xx"] or r["errors"] or not r["requests"] for r in levels_run.values()
                 )
                 self.results["scenarios"][key] = {
-                    "describe": describe if key == name else "the floor: " + describe,
-                    "levels": levels,
+                    "describe": describe
+                    if key == name
+                    else partner[2]
+                    if partner and key == partner[0]
+                    else "the floor: " + describe,
+                    "levels": levels_run,
                     "flagged": flagged,
                 }
+
+    def wanted(self, name: str) -> bool:
+        """Whether `--only` (when given) names this scenario or step."""
+        return self.only is None or name in self.only
 
     def prepare_edit(self, c: int) -> tuple[list[Req], dict[str, Any]]:
         ids = self.edit_ids[: c * EDITS_PER_CONNECTION]
@@ -763,6 +914,7 @@ class Bench:
             "duration_s": self.duration,
             "warmup_s": self.warmup,
             "levels": self.levels,
+            "only": sorted(self.only) if self.only else None,
             "workers": args.workers,
             "pbkdf2_rounds": self.rounds,
             "generator": "wrk"
@@ -785,6 +937,7 @@ class Bench:
         users = [(1, "admin"), (marker["bench_agent_id"], "agent")]
         users += [(c, "customer") for c in picks["customers"]]
         users += [(owner, "customer") for _, owner in picks["schedules"]]
+        users += [(c, "customer") for c, _ in picks["customers_100"]]
         self.tokens = tokens_for(users)
         admin, agent = self.tokens[1], self.tokens[marker["bench_agent_id"]]
         self.edit_spec = {
@@ -802,17 +955,31 @@ class Bench:
         customer_reqs = [
             Req("GET", "/api/v1/customer/loans", bearer(self.tokens[c])) for c in picks["customers"]
         ]
+        legacy = lambda token: {"x-access-token": token}  # noqa: E731
+        hundred = picks["customers_100"]
+        self.results["meta"]["legacy_customers_100"] = [{"id": c, "loans": n} for c, n in hundred]
 
         TMP.mkdir(parents=True, exist_ok=True)
         for old in TMP.glob("*.log"):  # the previous run's server logs
             old.unlink()
+        # the floor's /getloans runs the statements loanapi's sends: captured now, in process
+        log("capturing the SQL of loanapi's legacy /getloans for the floor")
+        legacy_file = TMP / "floor-legacy.pickle"
+        self.results["legacy_sql"] = asyncio.run(
+            capture_legacy(
+                self.db,
+                admin,
+                *((c, self.tokens[c]) for c, _ in hundred[:2]),
+                path=legacy_file,
+            )
+        )
         with ExitStack() as stack:
             stack.callback(self.stop_servers)
             lp, fp = free_port(), free_port()
             log(f"starting loanapi (port {lp}) and the floor (port {fp}), {args.workers} workers")
             api = start_loanapi(self.db, lp, args.workers, self.rounds, wait=False)
             self.servers.append(api)
-            floor = start_floor(self.db, fp, args.workers)
+            floor = start_floor(self.db, fp, args.workers, legacy_file)
             self.servers.append(floor)
             api.wait_ready()
             floor.wait_ready()
@@ -852,14 +1019,37 @@ class Bench:
                 ],
                 "GET /getloans (x-access-token, a customer)",
             )
-            self.results["deep_page"] = self.deep_page(lp, admin, marker)
-            self.results["explain"] = self.plans(
-                self.db,
-                list_path,
-                admin,
-                self.tokens[picks["customers"][0]],
-                getattr(self, "deep_cursor", None),
+            # the whole table (the oldest 10,000 rows, ~2.8 MB on 10,000 loans), at most c16:
+            # ~70 ms of CPU each even in the floor, so at c64 an answer takes longer than a
+            # quick measurement (3 s) lasts; its p99 is not in p99_ms_max (governed by its size)
+            self.scenario(
+                "legacy_bulk",
+                lp,
+                [Req("GET", "/getloans", legacy(admin))],
+                "GET /getloans (x-access-token, an admin: every loan, the oldest 10,000)",
+                floor=("floor_legacy_bulk", fp),
+                levels=[c for c in self.levels if c <= BULK_MAX_CONCURRENCY],
+                timeout=BULK_TIMEOUT,
             )
+            self.scenario(
+                "legacy_customer_100",
+                lp,
+                [Req("GET", "/getloans", legacy(self.tokens[c])) for c, _ in hundred],
+                f"GET /getloans (x-access-token, {len(hundred)} customers with "
+                f"{min(n for _, n in hundred)}-{max(n for _, n in hundred)} loans)",
+                floor=("floor_legacy_customer_100", fp),
+            )
+            if self.wanted("deep_page"):
+                self.results["deep_page"] = self.deep_page(lp, admin, marker)
+            if self.wanted("explain"):
+                self.results["explain"] = self.plans(
+                    self.db,
+                    list_path,
+                    admin,
+                    self.tokens[picks["customers"][0]],
+                    getattr(self, "deep_cursor", None),
+                    self.tokens[hundred[0][0]],
+                )
             if args.profile:
                 log("profiling the workers during the filtered list and get-one (py-spy)")
                 self.results["profile"] = {}
@@ -886,6 +1076,21 @@ class Bench:
                     for t, p, n in [("home_loan", "250000.00", 240), ("car_loan", "20000", 48)]
                 ],
                 "POST /api/v1/customer/loans",
+                # at each concurrency right after apply: the same database size for both
+                partner=(
+                    "legacy_new_loan",
+                    [
+                        Req(
+                            "POST",
+                            "/new_loan",
+                            {**legacy(self.tokens[c]), "Content-Type": "application/json"},
+                            json.dumps(LEGACY_LOAN_BODY),
+                        )
+                        for c in picks["customers"]
+                    ],
+                    f"POST /new_loan {json.dumps(LEGACY_LOAN_BODY)} (x-access-token, "
+                    "200 customers)",
+                ),
             )
             self.scenario(
                 "edit",
@@ -910,10 +1115,12 @@ class Bench:
             # seeded rows, so that both databases hold the same lists for the scale comparison.
             asyncio.run(seed.reset(self.db, marker))
             # scale, responsiveness, login (login last: abandoned hashes keep the CPU busy)
-            self.results["scale"] = self.scale(
-                other, list_path, {"port": lp, "customers": picks["customers"]}
-            )
-            self.results["responsiveness"] = self.responsiveness(lp, get_reqs, picks)
+            if self.wanted("scale"):
+                self.results["scale"] = self.scale(
+                    other, list_path, {"port": lp, "customers": picks["customers"]}
+                )
+            if self.wanted("responsiveness"):
+                self.results["responsiveness"] = self.responsiveness(lp, get_reqs, picks)
             login_reqs = login_requests(picks["customers"])
             self.scenario(
                 "login",
@@ -952,6 +1159,23 @@ class Bench:
         checks["floor_get_same_json"] = a == b
         if not (checks["floor_list_same_json"] and checks["floor_get_same_json"]):
             log(f"WARNING: the floor's JSON differs from loanapi's: {a} vs {b}")
+        hundred = picks["customers_100"][0][0]
+        for key, token in (("legacy_bulk", admin), ("legacy_customer", self.tokens[hundred])):
+            a = http_json(lp, "/getloans", token, legacy=True)
+            b = http_json(fp, "/getloans", token, legacy=True)
+            checks[f"{key}_status"] = [a[0], b[0]]
+            checks[f"{key}_items"] = (
+                len(a[1]["Loans"])
+                if a[0] == 200 and isinstance(a[1], dict) and "Loans" in a[1]
+                else None
+            )
+            checks[f"floor_{key}_same_json"] = a == b
+            if a != b:
+                checks[f"floor_{key}_difference"] = first_difference(a, b)
+                log(
+                    f"WARNING: the floor's /getloans ({key}) differs from loanapi's: "
+                    f"{checks[f'floor_{key}_difference']}"
+                )
         return checks
 
     def deep_page(self, port: int, admin: str, marker: dict[str, Any]) -> dict[str, Any]:
@@ -982,7 +1206,13 @@ class Bench:
         }
 
     def plans(
-        self, database: str, list_path: str, admin: str, customer: str, deep: str | None
+        self,
+        database: str,
+        list_path: str,
+        admin: str,
+        customer: str,
+        deep: str | None,
+        customer_100: str | None = None,
     ) -> dict:
         """EXPLAIN of each list query, with the SQL loanapi sends (captured in process)."""
         requests = {
@@ -990,7 +1220,10 @@ class Bench:
             "customer_list": ("/api/v1/customer/loans", customer),
             "admin_unfiltered": ("/api/v1/admin/loans?limit=50", admin),
             "legacy_getloans": ("/getloans", customer),
+            "legacy_bulk": ("/getloans", admin),
         }
+        if customer_100:
+            requests["legacy_customer_100"] = ("/getloans", customer_100)
         if deep:
             requests["admin_deep_page"] = (
                 f"/api/v1/admin/loans?limit=50&cursor={urllib.parse.quote(deep)}",
@@ -1109,6 +1342,11 @@ def main() -> None:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--deep-pages", type=int, help="page to reach (100 quick, 1000 full)")
     parser.add_argument("--profile", action="store_true", help="py-spy the list scenario")
+    parser.add_argument(
+        "--only",
+        help="comma-separated scenarios (a floor or legacy_new_loan's pairing follows its "
+        "scenario) and steps (deep_page, explain, scale, responsiveness) to run; default all",
+    )
     args = parser.parse_args()
 
     def terminate(signum: int, _frame: Any) -> None:
@@ -1119,12 +1357,15 @@ def main() -> None:
     results = Bench(args).run()
     RESULTS.mkdir(exist_ok=True)
     mode, stamp = results["meta"]["mode"], results["meta"]["timestamp"]
-    path = RESULTS / f"{stamp}-{mode}.json"
+    # a partial run (--only) goes to results/tmp/ and leaves latest-<mode>.* alone
+    where, name = (TMP, f"{stamp}-{mode}-only") if args.only else (RESULTS, f"{stamp}-{mode}")
+    path = where / f"{name}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
-    shutil.copyfile(path, RESULTS / f"latest-{mode}.json")
-    chart = report.chart(results, RESULTS / f"{stamp}-{mode}.png")
-    if chart:
-        shutil.copyfile(chart, RESULTS / f"latest-{mode}.png")
+    chart = report.chart(results, where / f"{name}.png")
+    if not args.only:
+        shutil.copyfile(path, RESULTS / f"latest-{mode}.json")
+        if chart:
+            shutil.copyfile(chart, RESULTS / f"latest-{mode}.png")
     print(report.text(results, results_path=path))
 
 
