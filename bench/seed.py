@@ -374,7 +374,7 @@ class Generator:
             phone = f"+1555{uid:07d}" if rng.random() < 0.6 else None
             return (
                 uid,
-                uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 name,
                 f"{name}@example.com",
                 phone,
