@@ -10,8 +10,9 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
 from loanapi.config import Settings
-from loanapi.db import Base, create_engine
+from loanapi.db import create_engine
 from loanapi.models import load_all
+from loanapi.orm import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

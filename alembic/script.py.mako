@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-import loanapi.db
+import loanapi.orm
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

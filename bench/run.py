@@ -467,7 +467,7 @@ async def capture_sql(database: str, requests: dict[str, tuple[str, str]]) -> di
 
     # Reads of a GET go to loanapi's read pool (asyncpg), past SQLAlchemy's cursor events: every
     # public method of it that takes SQL text is recorded (fetch, and any streaming variant).
-    read_pool = app.state.read_pool
+    read_pool = app.state.sessions.read_pool
     for attr in dir(read_pool):
         method = getattr(read_pool, attr)
         if attr.startswith("_") or attr == "close" or not callable(method):

@@ -21,8 +21,8 @@ from sqlalchemy.engine import make_url
 from loanapi import migrate
 from loanapi.app import bootstrap_admin, close_databases, create_app
 from loanapi.config import Settings
-from loanapi.db import Base
 from loanapi.models import load_all
+from loanapi.orm import Base
 
 load_all()
 

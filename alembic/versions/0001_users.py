@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import loanapi.db
+import loanapi.orm
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -37,9 +37,9 @@ def upgrade() -> None:
             _enum("user_status", "active", "pending", "rejected", "disabled"),
             nullable=False,
         ),
-        sa.Column("approved_at", loanapi.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("approved_at", loanapi.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", loanapi.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", loanapi.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("public_id", name=op.f("uq_users_public_id")),
     )
@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("scope", sa.String(length=32), nullable=False),
         sa.Column("subject", sa.String(length=128), nullable=False),
-        sa.Column("at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", loanapi.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rate_events")),
     )
     op.create_index("ix_rate_events_scope_subject_at", "rate_events", ["scope", "subject", "at"])

@@ -15,7 +15,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from alembic import op
 
-import loanapi.db
+import loanapi.orm
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("max_principal", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("min_tenure_months", sa.Integer(), nullable=False),
         sa.Column("max_tenure_months", sa.Integer(), nullable=False),
-        sa.Column("updated_at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", loanapi.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("loan_type", name=op.f("pk_loan_products")),
     )
     seeded_at = datetime(2026, 11, 26, tzinfo=UTC)
@@ -79,7 +79,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.LargeBinary(length=32), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("body", sa.Text(), nullable=True),
-        sa.Column("created_at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", loanapi.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_idempotency_keys_user_id_users")
         ),
@@ -129,8 +129,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("created_at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", loanapi.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", loanapi.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["agent_id"], ["users.id"], name=op.f("fk_loans_agent_id_users")),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["users.id"], name=op.f("fk_loans_customer_id_users")
@@ -189,7 +189,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("at", loanapi.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", loanapi.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("changes", sa.JSON(), nullable=False),
         sa.Column("snapshot", sa.JSON(), nullable=False),
         sa.Column("reason", sa.String(length=500), nullable=True),

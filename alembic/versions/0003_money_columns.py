@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26
 
-Money columns become loanapi.db.Money: NUMERIC on PostgreSQL (emi and the totals widened so
+Money columns become loanapi.orm.Money: NUMERIC on PostgreSQL (emi and the totals widened so
 that the largest principal, rate and tenure the products allow fit), and decimal text on
 SQLite, whose NUMERIC is a binary float underneath.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import loanapi.db
+import loanapi.orm
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -38,7 +38,7 @@ def _alter(to_money: bool) -> None:
     for table, columns in MONEY.items():
         with op.batch_alter_table(table) as batch_op:
             for name, (before, after) in columns.items():
-                old, new = sa.Numeric(before, 2), loanapi.db.Money(after)
+                old, new = sa.Numeric(before, 2), loanapi.orm.Money(after)
                 batch_op.alter_column(
                     name,
                     existing_type=old if to_money else new,

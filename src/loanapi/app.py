@@ -14,10 +14,11 @@ from sqlalchemy.exc import IntegrityError
 
 from loanapi import __version__, openapi
 from loanapi.api import admin, agent, auth, customer, health, legacy, products
+from loanapi.api.idempotency import replay_response
 from loanapi.config import Settings, get_settings
-from loanapi.db import ReadPool, create_engine, create_sessionmaker
+from loanapi.db import create_engine, create_sessions
 from loanapi.errors import install_error_handlers
-from loanapi.idempotency import Replay, replay_response
+from loanapi.idempotency import Replay
 from loanapi.middleware import NormalizedPaths, RequestContextMiddleware
 from loanapi.observability import LoansByStatus, metrics
 from loanapi.security import Hasher, token_codec
@@ -48,7 +49,7 @@ async def bootstrap_admin(app: FastAPI) -> None:
     """
     settings = app.state.settings
     try:
-        async with app.state.sessionmaker() as session, session.begin():
+        async with app.state.sessions.write() as session, session.begin():
             password = await users.ensure_admin(session, settings=settings, hasher=app.state.hasher)
     except IntegrityError:
         log.info("the first admin was created by another process")
@@ -74,8 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def close_databases(app: FastAPI) -> None:
-    if app.state.read_pool is not None:
-        await app.state.read_pool.close()
+    if app.state.sessions.read_pool is not None:
+        await app.state.sessions.read_pool.close()
     await app.state.engine.dispose()
 
 
@@ -114,12 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.clear()
     app.state.settings = settings
     app.state.engine = create_engine(settings)
-    app.state.write_engine = app.state.engine.execution_options(sqlite_immediate=True)
-    app.state.read_engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
-    app.state.sessionmaker = create_sessionmaker(app.state.engine)
-    app.state.read_pool = (
-        None if settings.is_sqlite else ReadPool(app.state.engine, settings.db_pool_size)
-    )
+    app.state.sessions = create_sessions(app.state.engine, settings)
     app.state.hasher = Hasher(settings.pbkdf2_rounds)
     app.state.codec = token_codec(settings)
 
@@ -130,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (customer, agent, admin, auth, products, health):
         add_routes(app, module.router)
     if settings.metrics:
-        app.state.loans_by_status = LoansByStatus(app.state.sessionmaker)
+        app.state.loans_by_status = LoansByStatus(app.state.sessions.readers)
         app.add_api_route(
             "/metrics",
             metrics,

@@ -134,7 +134,7 @@ def create_admin(
 
         application = create_app(settings)
         try:
-            async with application.state.sessionmaker() as session, session.begin():
+            async with application.state.sessions.write() as session, session.begin():
                 await users.register(
                     session,
                     data=data,

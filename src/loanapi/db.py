@@ -1,16 +1,20 @@
-"""Database wiring: declarative base, UTC timestamps, engine and the per-request session."""
+"""Engines and sessions: a read session and a write session, different types.
+
+A service that changes data takes a `WriteSession` (one transaction: everything it writes
+commits together or not at all); one that only reads takes any `AsyncSession`. A `ReadSession`
+never commits: on PostgreSQL its statements run in autocommit and `fetch` takes them to a pool of
+raw asyncpg connections of its own. Nothing is inferred from the HTTP method.
+"""
 
 import asyncio
-import enum
 import functools
-from collections.abc import AsyncIterator, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, Enum, MetaData, Numeric, Select, String, event
+from sqlalchemy import JSON, Enum, Select, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,105 +22,19 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator, TypeEngine
-from starlette.requests import Request
 
 from loanapi.config import Settings
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+
+class ReadSession(AsyncSession):
+    """A session that only reads: nothing it does is ever committed."""
+
+    async def commit(self) -> None:
+        raise TypeError("a read session never commits: a change takes a WriteSession")
 
 
-# Ids are 32-bit integers on both engines; a larger number is refused before it reaches SQL.
-MAX_ID = 2**31 - 1
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def day_start(day: date) -> datetime:
-    """Midnight UTC at the start of `day`: a bare date in a filter means that whole UTC day."""
-    return datetime.combine(day, time.min, UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every engine.
-
-    PostgreSQL stores `timestamptz`; SQLite has no zone, so the value is stored as naive UTC
-    (a fixed-width string that sorts and compares correctly) and made aware again on the way out.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class Money(TypeDecorator[Decimal]):
-    """An exact decimal with a fixed scale on every engine.
-
-    PostgreSQL stores NUMERIC. SQLite's NUMERIC is a binary float underneath, exact only to about
-    15 digits, so there the decimal's text is stored instead (a column with text affinity).
-    """
-
-    impl = Numeric
-    cache_ok = True
-
-    def __init__(self, precision: int, scale: int = 2) -> None:
-        super().__init__(precision=precision, scale=scale)
-        self.precision, self.scale = precision, scale
-        self._quantum = Decimal(1).scaleb(-scale)
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(self.precision + 2))
-        return dialect.type_descriptor(Numeric(self.precision, self.scale))
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        exact = Decimal(value).quantize(self._quantum)
-        return str(exact) if dialect.name == "sqlite" else exact
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value).quantize(self._quantum)
-
-
-def checked_enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    """A VARCHAR with a CHECK, not a native PostgreSQL enum: the same text on both engines,
-    and a new value is a plain migration."""
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda members: [member.value for member in members],
-    )
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+class WriteSession(AsyncSession):
+    """One transaction: the caller commits it when the work is done, or rolls it back."""
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -157,57 +75,50 @@ def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(settings.database_url, **kwargs)
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+@dataclass(frozen=True)
+class Sessions:
+    """The two kinds of session of one database."""
+
+    readers: async_sessionmaker[ReadSession]
+    writers: async_sessionmaker[WriteSession]
+    read_pool: "ReadPool | None"
+
+    def read(self) -> ReadSession:
+        session = self.readers()
+        session.info[READ_POOL] = self.read_pool
+        return session
+
+    def write(self) -> WriteSession:
+        return self.writers()
 
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-async def mark_write(request: Request) -> None:
-    """Route dependency for a GET that changes data (the legacy endpoints have some)."""
-    request.state.writes = True
-
-
-async def mark_read(request: Request) -> None:
-    """Route dependency for a POST whose own transaction only reads (login)."""
-    request.state.writes = False
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per writing request: commit when the handler returns, roll back on error.
-
-    On SQLite a write request's transaction starts with BEGIN IMMEDIATE (at its first
-    statement), so concurrent writers queue on the lock instead of failing. On PostgreSQL a
-    request that only reads runs its statements in autocommit: no BEGIN and COMMIT round trips
-    for what has nothing to commit, and `fetch` takes its statements to the read pool.
-    """
-    state = request.app.state
-    writes = getattr(request.state, "writes", request.method in WRITE_METHODS)
-    if state.settings.is_sqlite:
-        bind = state.write_engine if writes else state.engine
+def create_sessions(engine: AsyncEngine, settings: Settings) -> Sessions:
+    """On SQLite a write transaction starts with BEGIN IMMEDIATE (at its first statement), so
+    concurrent writers queue on the lock instead of failing. On PostgreSQL reads run in
+    autocommit: no BEGIN and COMMIT round trips for what has nothing to commit."""
+    if settings.is_sqlite:
+        read_bind, write_bind = engine, engine.execution_options(sqlite_immediate=True)
+        read_pool = None
     else:
-        bind = state.engine if writes else state.read_engine
-    session = state.sessionmaker(bind=bind)
-    session.info[READ_POOL] = state.read_pool
-    session.info[WRITES] = writes
-    try:
-        yield session
-        if writes:  # a read has nothing to commit
-            await session.commit()
-    except BaseException:
-        await session.rollback()
-        raise
-    finally:
-        # Only a session in a transaction holds a connection. Not `async with`: closing one
-        # that never connected (most reads: `fetch` uses the read pool) costs a task per request.
-        if session.in_transaction():
-            await session.close()
+        read_bind, write_bind = engine.execution_options(isolation_level="AUTOCOMMIT"), engine
+        read_pool = ReadPool(engine, settings.db_pool_size)
+    options: dict[str, Any] = {"expire_on_commit": False, "autoflush": False}
+    return Sessions(
+        readers=async_sessionmaker(read_bind, class_=ReadSession, **options),
+        writers=async_sessionmaker(write_bind, class_=WriteSession, **options),
+        read_pool=read_pool,
+    )
 
 
-# In a request session's info: the ReadPool `fetch` may use, and whether the request writes.
+async def release(session: AsyncSession) -> None:
+    """Give back a request session's connection, if it took one. Not `async with`: closing one
+    that never connected (most reads: `fetch` uses the read pool) costs a task per request."""
+    if session.in_transaction():
+        await session.close()
+
+
+# In a read session's info: the ReadPool `fetch` may use.
 READ_POOL = "loanapi.read_pool"
-WRITES = "loanapi.writes"
 
 
 class ReadPool:
@@ -266,24 +177,20 @@ async def fetch(
     session: AsyncSession,
     statement: Select[Any],
     parameters: dict[str, Any] | None = None,
-    *,
-    outside_transaction: bool = False,
 ) -> Sequence[Mapping[str, Any]]:
     """The rows of a read-only Core statement, as mappings of the same values either way.
 
-    In a request that only reads on PostgreSQL, the statement runs straight on asyncpg, on the
-    read pool: SQLAlchemy compiles it once, and its execution layer, which costs more CPU than
-    the query itself, is skipped. So does it in a request that writes, `outside_transaction`:
-    for a read that needs neither the request's own changes nor its transaction (the caller's
-    account, read before any). Elsewhere, and for statements asyncpg cannot take as they are
-    (expanding IN lists), it runs through Core on the session's connection, in its transaction.
+    In a read session on PostgreSQL, the statement runs straight on asyncpg, on the read pool:
+    SQLAlchemy compiles it once, and its execution layer, which costs more CPU than the query
+    itself, is skipped. In a write session (it must see its own changes, in its transaction),
+    on SQLite, and for statements asyncpg cannot take as they are (expanding IN lists), it runs
+    through Core on the session's connection. tests/test_read_paths.py runs every read statement
+    down both paths and compares the rows value by value.
 
     The compiled form is cached per statement object: build statements once, with bindparams.
     """
     parameters = parameters or {}
     pool: ReadPool | None = session.info.get(READ_POOL)
-    if session.info.get(WRITES) and not outside_transaction:
-        pool = None
     assert session.bind is not None
     compiled = _compiled(statement, session.bind.dialect) if pool is not None else None
     if pool is None or compiled is None:
@@ -301,14 +208,19 @@ class _Compiled:
     names: list[str]  # the bindparams, in positional order
     defaults: dict[str, Any]
     enums: tuple[tuple[str, Mapping[Any, Any]], ...]  # enum columns: text -> member
+    jsons: tuple[str, ...]  # JSON columns, decoded like Core does
 
     def row(self, record: Mapping[str, Any]) -> dict[str, Any]:
         # asyncpg already gives what the other column types give through Core (Decimal at the
-        # column's scale, aware UTC datetimes); enum columns come back as their text.
+        # column's scale, aware UTC datetimes); enum columns come back as their text, JSON
+        # columns as theirs.
         row = dict(record)
         for name, members in self.enums:
             if row[name] is not None:
                 row[name] = members[row[name]]
+        for name in self.jsons:
+            if row[name] is not None:
+                row[name] = json.loads(row[name])
         return row
 
 
@@ -322,4 +234,8 @@ def _compiled(statement: Select[Any], dialect: Dialect) -> _Compiled | None:
         for column in statement.selected_columns
         if isinstance(column.type, Enum) and column.type.enum_class is not None
     )
-    return _Compiled(compiled.string, list(compiled.positiontup or ()), compiled.params, enums)
+    jsons = tuple(
+        column.name for column in statement.selected_columns if isinstance(column.type, JSON)
+    )
+    names = list(compiled.positiontup or ())
+    return _Compiled(compiled.string, names, compiled.params, enums, jsons)

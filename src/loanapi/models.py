@@ -2,5 +2,7 @@
 
 
 def load_all() -> None:
+    import loanapi.idempotency  # noqa: F401
     import loanapi.loans.models  # noqa: F401
+    import loanapi.throttle  # noqa: F401
     import loanapi.users.models  # noqa: F401

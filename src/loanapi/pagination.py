@@ -4,14 +4,13 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Integer, Select, bindparam, tuple_
 
-from loanapi.db import MAX_ID
 from loanapi.errors import Unprocessable
+from loanapi.orm import MAX_ID
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -53,18 +52,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise Unprocessable.field(
             ("query", "cursor"), "not a cursor this API issued", "cursor_invalid"
         ) from exc
-
-
-async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
-    ] = None,
-) -> PageParams:
-    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
-
-
-PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 def keyset(

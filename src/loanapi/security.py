@@ -12,8 +12,8 @@ import anyio.to_thread
 from jose import JWTError, jwt
 from passlib.context import CryptContext
 
+from loanapi.clock import utcnow
 from loanapi.config import Settings
-from loanapi.db import utcnow
 
 T = TypeVar("T")
 

@@ -1,14 +1,32 @@
 """Counting attempts per subject in a sliding window, shared by every server process."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Index, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
-from loanapi.db import utcnow
+from loanapi.clock import utcnow
+from loanapi.db import WriteSession
 from loanapi.errors import TooManyRequests
-from loanapi.users.models import RateEvent
+from loanapi.orm import Base, UTCDateTime
+
+
+class RateEvent(Base):
+    """One counted attempt (a failed login, a registration) for throttling.
+
+    Kept in the database so that every server process sees the same counts.
+    """
+
+    __tablename__ = "rate_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_rate_events_scope_subject_at", "scope", "subject", "at"),)
 
 
 @dataclass(frozen=True)
@@ -40,7 +58,7 @@ async def check(session: AsyncSession, limit: Limit, subject: str) -> None:
         raise Throttled(limit.refusal, retry_after=retry_after)
 
 
-async def record(session: AsyncSession, *events: tuple[Limit, str]) -> None:
+async def record(session: WriteSession, *events: tuple[Limit, str]) -> None:
     """Count attempts in `session`'s transaction; rows older than the window are dropped."""
     now = utcnow()
     for limit, subject in events:
@@ -53,10 +71,10 @@ async def record(session: AsyncSession, *events: tuple[Limit, str]) -> None:
 
 
 async def record_apart(
-    writer: async_sessionmaker[AsyncSession], *events: tuple[Limit, str]
+    writers: async_sessionmaker[WriteSession], *events: tuple[Limit, str]
 ) -> None:
     """Count attempts in a transaction of their own: they stick even when the request fails."""
-    async with writer() as session, session.begin():
+    async with writers() as session, session.begin():
         await record(session, *events)
 
 

@@ -291,14 +291,16 @@ async def test_edit_of_a_requested_loan_keeps_it_requested(client, agent, custom
     loan = await apply(client, customer)
     await request_loan(client, agent, loan["id"])
     other_agent = await new_agent("bella")
-    edited = await edit(client, other_agent, loan["id"], {"tenure_months": 24})
+    refused = await patch(client, other_agent, loan["id"], {"tenure_months": 24})
+    assert refused.status_code == 409, refused.text  # only the agent who requested it
+    edited = await edit(client, agent, loan["id"], {"tenure_months": 24})
     assert edited["status"] == "requested"
     assert edited["agent_id"] == agent.id
     assert edited["tenure_months"] == 24
     assert edited["version"] == 3
     events = await history(client, agent, loan["id"])
     assert [e["action"] for e in events] == ["created", "requested", "edited"]
-    assert events[2]["actor_id"] == other_agent.id
+    assert events[2]["actor_id"] == agent.id
     assert "status" not in events[2]["changes"]
 
 

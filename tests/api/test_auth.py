@@ -676,7 +676,7 @@ async def test_below_the_limit_login_still_works(app, make_app):
 
 
 async def stored_hash(app: Any, username: str) -> str:
-    async with app.state.sessionmaker() as session:
+    async with app.state.sessions.write() as session:
         value = await session.scalar(
             select(User.password_hash).where(func.lower(User.username) == username.lower())
         )

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from loanapi.db import utcnow
-from loanapi.loans.models import IdempotencyKey
+from loanapi.clock import utcnow
+from loanapi.idempotency import IdempotencyKey
 from tests.conftest import register
 from tests.helpers import assert_problem
 
@@ -57,6 +57,8 @@ def assert_replay_of(replay: Any, first: Any) -> None:
     assert replay.json() == first.json()
     assert replay.headers[REPLAYED] == "true"
     assert REPLAYED not in first.headers
+    # The first response's headers come back too: the loan's version for a later If-Match.
+    assert replay.headers.get("etag") == first.headers.get("etag")
 
 
 # --- applying ---------------------------------------------------------------------------------
@@ -307,7 +309,7 @@ async def test_concurrent_repeats_create_one_loan(client, customer):
 
 
 async def age_key(app: Any, user_id: Any, key: str, age: timedelta) -> None:
-    async with app.state.sessionmaker() as session:
+    async with app.state.sessions.write() as session:
         result = await session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)

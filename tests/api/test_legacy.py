@@ -238,7 +238,7 @@ async def test_the_original_acceptance_flow(client, app):
     assert [loan["id"] for loan in still_new] == [personal["id"]]
 
     # Both date filters, on whole UTC days.
-    async with app.state.sessionmaker() as session, session.begin():
+    async with app.state.sessions.write() as session, session.begin():
         await session.execute(
             update(Loan)
             .where(Loan.id == personal["id"])

@@ -323,7 +323,7 @@ class Walk:
                 self.loans[original_id] = await self.scalar(select(func.max(Loan.id)))
 
     async def scalar(self, query: Any) -> Any:
-        async with self.app.state.sessionmaker() as session:
+        async with self.app.state.sessions.write() as session:
             return await session.scalar(query)
 
 
@@ -485,7 +485,7 @@ async def test_the_original_transcript_replays(make_app: Any, database: Any, dou
     )
     await _reset(app, database)
     await bootstrap_admin(app)
-    async with app.state.sessionmaker() as session:
+    async with app.state.sessions.write() as session:
         products = (await session.execute(select(LoanProduct))).scalars()
         rates = {product.loan_type.value: float(product.annual_rate) for product in products}
     walk = Walk(app, rates)

@@ -70,7 +70,7 @@ async def all_pages(
 
 
 async def set_times(app: Any, column: str, times: dict[Any, datetime]) -> None:
-    async with app.state.sessionmaker() as session:
+    async with app.state.sessions.write() as session:
         for loan_id, moment in times.items():
             await session.execute(update(Loan).where(Loan.id == loan_id).values({column: moment}))
         await session.commit()

@@ -5,29 +5,52 @@ import itertools
 
 import pytest
 
+from loanapi.errors import Conflict, Forbidden
 from loanapi.loans.models import LoanStatus
-from loanapi.loans.workflow import TRANSITIONS, Action
+from loanapi.loans.workflow import TRANSITIONS, Action, permit
+from loanapi.users.models import Role
 
 S = LoanStatus
-# API.md's workflow rules, written out independently of the implementation.
+R = Role
+# API.md's workflow rules, written out independently of the implementation: who may take each
+# action from each status, and where it leads.
 EXPECTED = {
-    (S.new, Action.edit): S.new,
-    (S.requested, Action.edit): S.requested,
-    (S.rejected, Action.edit): S.new,
-    (S.new, Action.rollback): S.new,
-    (S.requested, Action.rollback): S.requested,
-    (S.rejected, Action.rollback): S.rejected,
-    (S.new, Action.request): S.requested,
-    (S.requested, Action.approve): S.approved,
-    (S.new, Action.reject): S.rejected,
-    (S.requested, Action.reject): S.rejected,
-    (S.new, Action.withdraw): S.withdrawn,
-    (S.requested, Action.withdraw): S.withdrawn,
+    (S.new, Action.edit): (S.new, {R.agent}),
+    (S.requested, Action.edit): (S.requested, {R.agent}),
+    (S.rejected, Action.edit): (S.new, {R.agent}),
+    (S.new, Action.rollback): (S.new, {R.agent}),
+    (S.requested, Action.rollback): (S.requested, {R.agent}),
+    (S.rejected, Action.rollback): (S.rejected, {R.agent}),
+    (S.new, Action.request): (S.requested, {R.agent}),
+    (S.requested, Action.approve): (S.approved, {R.admin}),
+    (S.new, Action.reject): (S.rejected, {R.admin}),
+    (S.requested, Action.reject): (S.rejected, {R.admin}),
+    (S.new, Action.withdraw): (S.withdrawn, {R.customer}),
+    (S.requested, Action.withdraw): (S.withdrawn, {R.customer}),
 }
 
 
 def test_table_is_the_contract():
-    assert TRANSITIONS == EXPECTED
+    assert {key: (step.to, set(step.roles)) for key, step in TRANSITIONS.items()} == EXPECTED
+
+
+@pytest.mark.parametrize(("key", "rule"), list(EXPECTED.items()), ids=str)
+def test_only_the_listed_roles_may_act(key, rule):
+    status, action = key
+    to, roles = rule
+    for role in Role:
+        if role in roles:
+            assert permit(status, action, role=role, actor_id=7, agent_id=7) is to
+        else:
+            with pytest.raises(Forbidden):
+                permit(status, action, role=role, actor_id=7, agent_id=7)
+
+
+def test_a_requested_loan_changes_only_by_its_agent():
+    for action in (Action.edit, Action.rollback):
+        assert permit(S.requested, action, role=R.agent, actor_id=7, agent_id=7) is S.requested
+        with pytest.raises(Conflict, match="Another agent"):
+            permit(S.requested, action, role=R.agent, actor_id=8, agent_id=7)
 
 
 def test_final_states_allow_nothing():
@@ -94,7 +117,7 @@ async def test_every_status_and_action_through_the_api(client, customer, agent, 
         if expected is not None:
             assert response.status_code == 200, f"{case} {response.text}"
             body = response.json()
-            assert body["status"] == expected.value, case
+            assert body["status"] == expected.to.value, case
             assert body["version"] == before["version"] + 1, case
         elif (status, action) == (S.requested, Action.request):
             # The same agent asking again: a no-op, not an error.
@@ -176,3 +199,30 @@ async def test_concurrent_edits_without_if_match_lose_nothing(client, customer, 
     events = history.json()["items"]
     assert len(events) == 2 + len(wins)
     assert [e["version"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_another_agent_cannot_change_a_requested_loan(
+    client, customer, agent, admin, new_agent
+):
+    loan_id = await _loan_in(client, S.requested, customer, agent, admin)
+    other = await new_agent("otto")
+    before = (await client.get(f"/api/v1/admin/loans/{loan_id}", headers=admin.headers)).json()
+    edit = await client.patch(
+        f"/api/v1/agent/loans/{loan_id}", json={"tenure_months": 36}, headers=other.headers
+    )
+    rollback = await client.post(
+        f"/api/v1/agent/loans/{loan_id}/rollback", json={"version": 1}, headers=other.headers
+    )
+    for response in (edit, rollback):
+        assert response.status_code == 409, response.text
+        assert "another agent has requested this loan" in response.json()["detail"].lower()
+    after = (await client.get(f"/api/v1/admin/loans/{loan_id}", headers=admin.headers)).json()
+    assert after == before
+    legacy = await client.post(
+        f"/edit_loan/{loan_id}", json={"duration": 36}, headers=other.headers
+    )
+    assert legacy.status_code == 409
+    mine = await client.patch(
+        f"/api/v1/agent/loans/{loan_id}", json={"tenure_months": 36}, headers=agent.headers
+    )
+    assert mine.status_code == 200, mine.text

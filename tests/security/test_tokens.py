@@ -139,7 +139,7 @@ async def test_token_of_a_deleted_user_is_refused(app, client, new_customer):
     gone = await new_customer("soon_gone")
     token = gone.headers["Authorization"].removeprefix("Bearer ")
     await assert_accepted(client, token, gone.id)
-    async with app.state.sessionmaker() as session, session.begin():
+    async with app.state.sessions.write() as session, session.begin():
         result = await session.execute(delete(User).where(User.id == gone.id))
         assert result.rowcount == 1
     await assert_refused(client, token)

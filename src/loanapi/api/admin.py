@@ -5,10 +5,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from loanapi.api.common import history_response, loan_response, user_response
-from loanapi.api.deps import V1, AdminUser, IfMatch, LoanFiltersDep, LoanId, SessionDep, UserId
+from loanapi.api.common import (
+    history_response,
+    loan_page,
+    loan_response,
+    user_page,
+    user_response,
+)
+from loanapi.api.deps import (
+    V1,
+    AdminUser,
+    IfMatch,
+    LoanFiltersDep,
+    LoanId,
+    PageDep,
+    ReadSessionDep,
+    UserId,
+    WriteSessionDep,
+)
+from loanapi.api.idempotency import IdempotentRoute
 from loanapi.errors import problem_responses
-from loanapi.idempotency import IdempotencyDep
 from loanapi.loans import service as loans
 from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.schemas import (
@@ -19,12 +35,17 @@ from loanapi.loans.schemas import (
     LoanReject,
 )
 from loanapi.loans.workflow import Action
-from loanapi.pagination import Page, PageDep
+from loanapi.pagination import Page
 from loanapi.users import service as users
 from loanapi.users.models import Role, UserStatus
 from loanapi.users.schemas import UserRead
 
-router = APIRouter(prefix=f"{V1}/admin", tags=["admin"], responses=problem_responses(401, 403, 422))
+router = APIRouter(
+    route_class=IdempotentRoute,
+    prefix=f"{V1}/admin",
+    tags=["admin"],
+    responses=problem_responses(401, 403, 422),
+)
 
 
 class AgentStatus(StrEnum):
@@ -41,14 +62,15 @@ class AgentStatus(StrEnum):
 )
 async def list_users(
     admin: AdminUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     role: Annotated[Role | None, Query()] = None,
     status: Annotated[UserStatus | None, Query()] = None,
 ) -> Page[UserRead]:
-    return await users.list_users(
+    found = await users.list_users(
         session, page=page, roles=[role] if role else (), statuses=[status] if status else ()
     )
+    return user_page(found, page)
 
 
 @router.get(
@@ -57,8 +79,10 @@ async def list_users(
     operation_id="admin_list_customers",
     summary="All customers, newest first",
 )
-async def list_customers(admin: AdminUser, session: SessionDep, page: PageDep) -> Page[UserRead]:
-    return await users.list_users(session, page=page, roles=[Role.customer])
+async def list_customers(
+    admin: AdminUser, session: ReadSessionDep, page: PageDep
+) -> Page[UserRead]:
+    return user_page(await users.list_users(session, page=page, roles=[Role.customer]), page)
 
 
 @router.get(
@@ -69,12 +93,13 @@ async def list_customers(admin: AdminUser, session: SessionDep, page: PageDep) -
 )
 async def list_agents(
     admin: AdminUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     status: Annotated[AgentStatus | None, Query()] = None,
 ) -> Page[UserRead]:
     statuses = [UserStatus(status.value)] if status else ()
-    return await users.list_users(session, page=page, roles=[Role.agent], statuses=statuses)
+    found = await users.list_users(session, page=page, roles=[Role.agent], statuses=statuses)
+    return user_page(found, page)
 
 
 @router.get(
@@ -84,10 +109,13 @@ async def list_agents(
     summary="Agents waiting for approval",
 )
 async def list_agent_applications(
-    admin: AdminUser, session: SessionDep, page: PageDep
+    admin: AdminUser, session: ReadSessionDep, page: PageDep
 ) -> Page[UserRead]:
-    return await users.list_users(
-        session, page=page, roles=[Role.agent], statuses=[UserStatus.pending]
+    return user_page(
+        await users.list_users(
+            session, page=page, roles=[Role.agent], statuses=[UserStatus.pending]
+        ),
+        page,
     )
 
 
@@ -98,10 +126,8 @@ async def list_agent_applications(
     summary="Approve an agent's application",
     responses=problem_responses(404, 409),
 )
-async def approve_agent(
-    admin: AdminUser, session: SessionDep, agent_id: UserId, idem: IdempotencyDep
-) -> Response:
-    return idem.record(user_response(await users.approve_agent(session, agent_id=agent_id)))
+async def approve_agent(admin: AdminUser, session: WriteSessionDep, agent_id: UserId) -> Response:
+    return user_response(await users.approve_agent(session, agent_id=agent_id))
 
 
 @router.post(
@@ -111,10 +137,8 @@ async def approve_agent(
     summary="Reject a pending agent's application",
     responses=problem_responses(404, 409),
 )
-async def reject_agent(
-    admin: AdminUser, session: SessionDep, agent_id: UserId, idem: IdempotencyDep
-) -> Response:
-    return idem.record(user_response(await users.reject_agent(session, agent_id=agent_id)))
+async def reject_agent(admin: AdminUser, session: WriteSessionDep, agent_id: UserId) -> Response:
+    return user_response(await users.reject_agent(session, agent_id=agent_id))
 
 
 @router.post(
@@ -124,12 +148,8 @@ async def reject_agent(
     summary="Disable a user; their tokens stop working at once",
     responses=problem_responses(404, 409),
 )
-async def disable_user(
-    admin: AdminUser, session: SessionDep, user_id: UserId, idem: IdempotencyDep
-) -> Response:
-    return idem.record(
-        user_response(await users.disable_user(session, user_id=user_id, actor=admin))
-    )
+async def disable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserId) -> Response:
+    return user_response(await users.disable_user(session, user_id=user_id, actor=admin))
 
 
 @router.post(
@@ -139,10 +159,8 @@ async def disable_user(
     summary="Enable a disabled user again",
     responses=problem_responses(404, 409),
 )
-async def enable_user(
-    admin: AdminUser, session: SessionDep, user_id: UserId, idem: IdempotencyDep
-) -> Response:
-    return idem.record(user_response(await users.enable_user(session, user_id=user_id)))
+async def enable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserId) -> Response:
+    return user_response(await users.enable_user(session, user_id=user_id))
 
 
 @router.get(
@@ -154,12 +172,13 @@ async def enable_user(
 )
 async def agent_loan_requests(
     admin: AdminUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     agent_id: UserId,
     status: Annotated[LoanStatus | None, Query()] = None,
 ) -> Page[LoanRead]:
-    return await loans.agent_requests(session, agent_id=agent_id, status=status, page=page)
+    found = await loans.agent_requests(session, agent_id=agent_id, status=status, page=page)
+    return loan_page(found, page)
 
 
 @router.get(
@@ -169,9 +188,9 @@ async def agent_loan_requests(
     summary="All loans, filtered, newest first",
 )
 async def list_loans(
-    admin: AdminUser, session: SessionDep, page: PageDep, filters: LoanFiltersDep
+    admin: AdminUser, session: ReadSessionDep, page: PageDep, filters: LoanFiltersDep
 ) -> Page[LoanRead]:
-    return await loans.list_loans(session, filters=filters, page=page)
+    return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
 
 
 @router.get(
@@ -181,7 +200,7 @@ async def list_loans(
     summary="One loan",
     responses=problem_responses(404),
 )
-async def get_loan(loan_id: LoanId, admin: AdminUser, session: SessionDep) -> Response:
+async def get_loan(loan_id: LoanId, admin: AdminUser, session: ReadSessionDep) -> Response:
     return loan_response(await loans.get_loan(session, loan_id))
 
 
@@ -192,7 +211,7 @@ async def get_loan(loan_id: LoanId, admin: AdminUser, session: SessionDep) -> Re
     summary="Every change of a loan, oldest first",
     responses=problem_responses(404),
 )
-async def loan_history(loan_id: LoanId, admin: AdminUser, session: SessionDep) -> LoanHistory:
+async def loan_history(loan_id: LoanId, admin: AdminUser, session: ReadSessionDep) -> LoanHistory:
     return history_response(await loans.history(session, loan_id))
 
 
@@ -206,8 +225,7 @@ async def loan_history(loan_id: LoanId, admin: AdminUser, session: SessionDep) -
 async def approve_loan(
     loan_id: LoanId,
     admin: AdminUser,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    session: WriteSessionDep,
     expected_version: IfMatch,
 ) -> Response:
     loan = await loans.decide(
@@ -217,7 +235,7 @@ async def approve_loan(
         action=Action.approve,
         expected_version=expected_version,
     )
-    return idem.record(loan_response(loan))
+    return loan_response(loan)
 
 
 @router.post(
@@ -230,8 +248,7 @@ async def approve_loan(
 async def reject_loan(
     loan_id: LoanId,
     admin: AdminUser,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    session: WriteSessionDep,
     expected_version: IfMatch,
     data: LoanReject | None = None,
 ) -> Response:
@@ -243,7 +260,7 @@ async def reject_loan(
         expected_version=expected_version,
         reason=data.reason if data else None,
     )
-    return idem.record(loan_response(loan))
+    return loan_response(loan)
 
 
 @router.put(
@@ -253,7 +270,7 @@ async def reject_loan(
     summary="Set a product's rate and bounds; applies to loans priced afterwards",
 )
 async def update_product(
-    loan_type: LoanType, data: LoanProductUpdate, admin: AdminUser, session: SessionDep
+    loan_type: LoanType, data: LoanProductUpdate, admin: AdminUser, session: WriteSessionDep
 ) -> LoanProductRead:
     product = await loans.update_product(session, loan_type=loan_type, data=data)
     return LoanProductRead.model_validate(product)

@@ -4,19 +4,33 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from loanapi.api.common import history_response, loan_response
-from loanapi.api.deps import V1, AgentUser, IfMatch, LoanFiltersDep, LoanId, SessionDep
+from loanapi.api.common import history_response, loan_page, loan_response, user_page
+from loanapi.api.deps import (
+    V1,
+    AgentUser,
+    IfMatch,
+    LoanFiltersDep,
+    LoanId,
+    PageDep,
+    ReadSessionDep,
+    WriteSessionDep,
+)
+from loanapi.api.idempotency import IdempotentRoute
 from loanapi.errors import problem_responses
-from loanapi.idempotency import IdempotencyDep
 from loanapi.loans import service as loans
 from loanapi.loans.models import LoanStatus
 from loanapi.loans.schemas import LoanHistory, LoanRead, LoanRollback, LoanUpdate
-from loanapi.pagination import Page, PageDep
+from loanapi.pagination import Page
 from loanapi.users import service as users
 from loanapi.users.models import Role
 from loanapi.users.schemas import UserRead
 
-router = APIRouter(prefix=f"{V1}/agent", tags=["agent"], responses=problem_responses(401, 403, 422))
+router = APIRouter(
+    route_class=IdempotentRoute,
+    prefix=f"{V1}/agent",
+    tags=["agent"],
+    responses=problem_responses(401, 403, 422),
+)
 
 
 @router.get(
@@ -25,8 +39,10 @@ router = APIRouter(prefix=f"{V1}/agent", tags=["agent"], responses=problem_respo
     operation_id="agent_list_customers",
     summary="All customers, newest first",
 )
-async def list_customers(agent: AgentUser, session: SessionDep, page: PageDep) -> Page[UserRead]:
-    return await users.list_users(session, page=page, roles=[Role.customer])
+async def list_customers(
+    agent: AgentUser, session: ReadSessionDep, page: PageDep
+) -> Page[UserRead]:
+    return user_page(await users.list_users(session, page=page, roles=[Role.customer]), page)
 
 
 @router.get(
@@ -36,9 +52,9 @@ async def list_customers(agent: AgentUser, session: SessionDep, page: PageDep) -
     summary="All loans, filtered, newest first",
 )
 async def list_loans(
-    agent: AgentUser, session: SessionDep, page: PageDep, filters: LoanFiltersDep
+    agent: AgentUser, session: ReadSessionDep, page: PageDep, filters: LoanFiltersDep
 ) -> Page[LoanRead]:
-    return await loans.list_loans(session, filters=filters, page=page)
+    return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
 
 
 @router.get(
@@ -48,7 +64,7 @@ async def list_loans(
     summary="One loan",
     responses=problem_responses(404),
 )
-async def get_loan(loan_id: LoanId, agent: AgentUser, session: SessionDep) -> Response:
+async def get_loan(loan_id: LoanId, agent: AgentUser, session: ReadSessionDep) -> Response:
     return loan_response(await loans.get_loan(session, loan_id))
 
 
@@ -63,7 +79,7 @@ async def edit_loan(
     loan_id: LoanId,
     data: LoanUpdate,
     agent: AgentUser,
-    session: SessionDep,
+    session: WriteSessionDep,
     expected_version: IfMatch,
 ) -> Response:
     loan = await loans.edit(
@@ -82,14 +98,13 @@ async def edit_loan(
 async def request_loan(
     loan_id: LoanId,
     agent: AgentUser,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    session: WriteSessionDep,
     expected_version: IfMatch,
 ) -> Response:
     loan = await loans.request(
         session, loan_id=loan_id, agent=agent, expected_version=expected_version
     )
-    return idem.record(loan_response(loan))
+    return loan_response(loan)
 
 
 @router.post(
@@ -103,8 +118,7 @@ async def rollback_loan(
     loan_id: LoanId,
     data: LoanRollback,
     agent: AgentUser,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    session: WriteSessionDep,
     expected_version: IfMatch,
 ) -> Response:
     loan = await loans.rollback(
@@ -114,7 +128,7 @@ async def rollback_loan(
         version=data.version,
         expected_version=expected_version,
     )
-    return idem.record(loan_response(loan))
+    return loan_response(loan)
 
 
 @router.get(
@@ -124,7 +138,7 @@ async def rollback_loan(
     summary="Every change of a loan, oldest first",
     responses=problem_responses(404),
 )
-async def loan_history(loan_id: LoanId, agent: AgentUser, session: SessionDep) -> LoanHistory:
+async def loan_history(loan_id: LoanId, agent: AgentUser, session: ReadSessionDep) -> LoanHistory:
     return history_response(await loans.history(session, loan_id))
 
 
@@ -136,8 +150,10 @@ async def loan_history(loan_id: LoanId, agent: AgentUser, session: SessionDep) -
 )
 async def list_requests(
     agent: AgentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     status: Annotated[LoanStatus | None, Query()] = None,
 ) -> Page[LoanRead]:
-    return await loans.agent_requests(session, agent_id=agent.id, status=status, page=page)
+    return loan_page(
+        await loans.agent_requests(session, agent_id=agent.id, status=status, page=page), page
+    )

@@ -1,20 +1,28 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordRequestForm
 
-from loanapi.api.deps import V1, AccountsDep, CodecDep, CurrentUser
-from loanapi.db import mark_read
+from loanapi.api.deps import (
+    V1,
+    CodecDep,
+    CurrentUser,
+    ReadSessionDep,
+    WriteSessionDep,
+    authenticate_user,
+    register_user,
+)
 from loanapi.errors import Unauthorized, problem_responses
 from loanapi.security import TokenCodec
-from loanapi.users.models import Caller, Role, User
+from loanapi.users.models import Role
+from loanapi.users.records import Caller, UserRecord
 from loanapi.users.schemas import Token, UserCreate, UserRead
 
 router = APIRouter(prefix=f"{V1}/auth", tags=["auth"])
 basic = HTTPBasic(auto_error=False, description="Username and password")
 
 
-def issue_token(codec: TokenCodec, user: User, response: Response) -> Token:
+def issue_token(codec: TokenCodec, user: UserRecord, response: Response) -> Token:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return Token(
@@ -31,8 +39,10 @@ def issue_token(codec: TokenCodec, user: User, response: Response) -> Token:
     summary="Register a customer (active at once)",
     responses=problem_responses(409, 422, 429),
 )
-async def register_customer(data: UserCreate, accounts: AccountsDep) -> User:
-    return await accounts.register(data, Role.customer)
+async def register_customer(
+    data: UserCreate, request: Request, session: WriteSessionDep
+) -> UserRecord:
+    return await register_user(request, session, data, Role.customer)
 
 
 @router.post(
@@ -43,13 +53,14 @@ async def register_customer(data: UserCreate, accounts: AccountsDep) -> User:
     summary="Apply as an agent (pending until an admin approves)",
     responses=problem_responses(409, 422, 429),
 )
-async def register_agent(data: UserCreate, accounts: AccountsDep) -> User:
-    return await accounts.register(data, Role.agent)
+async def register_agent(
+    data: UserCreate, request: Request, session: WriteSessionDep
+) -> UserRecord:
+    return await register_user(request, session, data, Role.agent)
 
 
 @router.post(
     "/token",
-    dependencies=[Depends(mark_read)],
     response_model=Token,
     operation_id="auth_token",
     summary="Log in with the OAuth2 password flow (form fields username, password)",
@@ -58,16 +69,16 @@ async def register_agent(data: UserCreate, accounts: AccountsDep) -> User:
 async def token(
     response: Response,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    accounts: AccountsDep,
+    request: Request,
+    session: ReadSessionDep,
     codec: CodecDep,
 ) -> Token:
-    user = await accounts.authenticate(form.username, form.password)
+    user = await authenticate_user(request, session, form.username, form.password)
     return issue_token(codec, user, response)
 
 
 @router.post(
     "/login",
-    dependencies=[Depends(mark_read)],
     response_model=Token,
     operation_id="auth_login",
     summary="Log in with HTTP Basic credentials",
@@ -76,12 +87,13 @@ async def token(
 async def login(
     response: Response,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-    accounts: AccountsDep,
+    request: Request,
+    session: ReadSessionDep,
     codec: CodecDep,
 ) -> Token:
     if credentials is None:
         raise Unauthorized("HTTP Basic credentials required", scheme='Basic realm="loanapi"')
-    user = await accounts.authenticate(credentials.username, credentials.password)
+    user = await authenticate_user(request, session, credentials.username, credentials.password)
     return issue_token(codec, user, response)
 
 

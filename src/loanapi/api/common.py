@@ -1,12 +1,14 @@
-from collections.abc import Mapping, Sequence
-from typing import Any
+"""Response bodies, built from what the services return (their records)."""
+
+from collections.abc import Sequence
 
 from fastapi import Response
 from pydantic import BaseModel
 
-from loanapi.loans.models import LoanEvent
+from loanapi.loans.records import LoanEventRecord, LoanRecord
 from loanapi.loans.schemas import LoanHistory, LoanRead
-from loanapi.users.models import User
+from loanapi.pagination import Page, PageParams, make_page
+from loanapi.users.records import UserRecord
 from loanapi.users.schemas import UserRead
 
 
@@ -18,16 +20,24 @@ def model_response(
     return Response(model.model_dump_json(), status_code, headers, "application/json")
 
 
-def loan_response(loan: Mapping[str, Any], status_code: int = 200) -> Response:
-    """A Loan body from a loans row, with its version as the ETag for a later If-Match."""
+def loan_response(loan: LoanRecord, status_code: int = 200) -> Response:
+    """A Loan body, with its version as the ETag for a later If-Match."""
     read = LoanRead.model_validate(loan)
     return model_response(read, status_code, {"ETag": f'"{read.version}"'})
 
 
-def user_response(user: User) -> Response:
+def loan_page(loans: Sequence[LoanRecord], page: PageParams) -> Page[LoanRead]:
+    return make_page(loans, page, LoanRead)
+
+
+def user_response(user: UserRecord) -> Response:
     return model_response(UserRead.model_validate(user))
 
 
-def history_response(events: Sequence[LoanEvent]) -> LoanHistory:
+def user_page(users: Sequence[UserRecord], page: PageParams) -> Page[UserRead]:
+    return make_page(users, page, UserRead)
+
+
+def history_response(events: Sequence[LoanEventRecord]) -> LoanHistory:
     """The whole history of a loan, oldest first, in one response."""
     return LoanHistory.model_validate({"items": events}, from_attributes=True)

@@ -4,18 +4,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from loanapi.api.common import history_response, loan_response
-from loanapi.api.deps import V1, CustomerUser, IfMatch, LoanId, SessionDep
+from loanapi.api.common import history_response, loan_page, loan_response
+from loanapi.api.deps import (
+    V1,
+    CustomerUser,
+    IfMatch,
+    LoanId,
+    PageDep,
+    ReadSessionDep,
+    WriteSessionDep,
+)
+from loanapi.api.idempotency import IdempotentRoute
 from loanapi.errors import problem_responses
-from loanapi.idempotency import IdempotencyDep
 from loanapi.loans import service as loans
 from loanapi.loans.models import LoanStatus
 from loanapi.loans.schemas import LoanCreate, LoanHistory, LoanRead, ScheduleRead
 from loanapi.loans.workflow import Action
-from loanapi.pagination import Page, PageDep
+from loanapi.pagination import Page
 
 router = APIRouter(
-    prefix=f"{V1}/customer", tags=["customer"], responses=problem_responses(401, 403, 422)
+    route_class=IdempotentRoute,
+    prefix=f"{V1}/customer",
+    tags=["customer"],
+    responses=problem_responses(401, 403, 422),
 )
 
 
@@ -30,11 +41,10 @@ router = APIRouter(
 async def apply_loan(
     data: LoanCreate,
     customer: CustomerUser,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    session: WriteSessionDep,
 ) -> Response:
     loan = await loans.apply(session, customer=customer, data=data)
-    return idem.record(loan_response(loan, 201))
+    return loan_response(loan, 201)
 
 
 @router.get(
@@ -45,12 +55,12 @@ async def apply_loan(
 )
 async def list_loans(
     customer: CustomerUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     status: Annotated[LoanStatus | None, Query()] = None,
 ) -> Page[LoanRead]:
     filters = loans.LoanFilters(customer_id=customer.id, status=status)
-    return await loans.list_loans(session, filters=filters, page=page)
+    return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
 
 
 @router.get(
@@ -60,7 +70,7 @@ async def list_loans(
     summary="One of the caller's loans",
     responses=problem_responses(404),
 )
-async def get_loan(loan_id: LoanId, customer: CustomerUser, session: SessionDep) -> Response:
+async def get_loan(loan_id: LoanId, customer: CustomerUser, session: ReadSessionDep) -> Response:
     return loan_response(await loans.get_loan(session, loan_id, customer_id=customer.id))
 
 
@@ -71,7 +81,9 @@ async def get_loan(loan_id: LoanId, customer: CustomerUser, session: SessionDep)
     summary="Every change of one of the caller's loans, oldest first",
     responses=problem_responses(404),
 )
-async def loan_history(loan_id: LoanId, customer: CustomerUser, session: SessionDep) -> LoanHistory:
+async def loan_history(
+    loan_id: LoanId, customer: CustomerUser, session: ReadSessionDep
+) -> LoanHistory:
     return history_response(await loans.history(session, loan_id, customer_id=customer.id))
 
 
@@ -85,8 +97,7 @@ async def loan_history(loan_id: LoanId, customer: CustomerUser, session: Session
 async def withdraw_loan(
     loan_id: LoanId,
     customer: CustomerUser,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    session: WriteSessionDep,
     expected_version: IfMatch,
 ) -> Response:
     loan = await loans.decide(
@@ -97,7 +108,7 @@ async def withdraw_loan(
         expected_version=expected_version,
         customer_id=customer.id,
     )
-    return idem.record(loan_response(loan))
+    return loan_response(loan)
 
 
 @router.get(
@@ -108,7 +119,7 @@ async def withdraw_loan(
     responses=problem_responses(404),
 )
 async def loan_schedule(
-    loan_id: LoanId, customer: CustomerUser, session: SessionDep
+    loan_id: LoanId, customer: CustomerUser, session: ReadSessionDep
 ) -> ScheduleRead:
     plan = await loans.schedule(session, loan_id, customer_id=customer.id)
     return ScheduleRead.model_validate(plan, from_attributes=True)

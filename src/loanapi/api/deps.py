@@ -1,29 +1,55 @@
-"""Typed dependencies: the session, the caller, and the role gates."""
+"""Typed dependencies: the sessions, the caller, and the role gates."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from loanapi.clock import day_end, day_start
 from loanapi.config import Settings
-from loanapi.db import MAX_ID, day_start, get_session
+from loanapi.db import ReadSession, WriteSession, release
 from loanapi.errors import Forbidden, Unauthorized, Unprocessable
 from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.service import LoanFilters
+from loanapi.orm import MAX_ID
+from loanapi.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams, decode_cursor
 from loanapi.security import Hasher, TokenCodec
 from loanapi.users import service as users
-from loanapi.users.models import Caller, Role, User
+from loanapi.users.models import Role
+from loanapi.users.records import Caller, UserRecord
 from loanapi.users.schemas import UserCreate
 
 V1 = "/api/v1"
 TOKEN_URL = f"{V1}/auth/token"
 
+
+async def read_session(request: Request) -> AsyncIterator[ReadSession]:
+    session = request.app.state.sessions.read()
+    try:
+        yield session
+    finally:
+        await release(session)
+
+
+async def write_session(request: Request) -> AsyncIterator[WriteSession]:
+    """The request's one transaction: committed when the handler returns, else rolled back."""
+    session = request.app.state.sessions.write()
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await release(session)
+
+
 # scope="function": the transaction commits before the response is sent, so a client never
 # sees a success for a change that then failed to commit.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[ReadSession, Depends(read_session, scope="function")]
+WriteSessionDep = Annotated[WriteSession, Depends(write_session, scope="function")]
 
 
 async def _settings(request: Request) -> Settings:
@@ -48,7 +74,7 @@ bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 BearerToken = Annotated[str | None, Depends(bearer)]
 
 
-async def current_user(request: Request, session: SessionDep, token: BearerToken) -> Caller:
+async def current_user(request: Request, session: ReadSessionDep, token: BearerToken) -> Caller:
     # Loaded once per request: the role gates call this directly (not as a dependency, which
     # FastAPI would have cached), and other dependencies (Idempotency-Key) ask for it too.
     if (caller := getattr(request.state, "caller", None)) is not None:
@@ -56,6 +82,8 @@ async def current_user(request: Request, session: SessionDep, token: BearerToken
     if not token:
         raise Unauthorized("Not authenticated")
     caller = await users.user_from_token(session, token=token, codec=request.app.state.codec)
+    # A write request's own transaction runs on another connection: give this one back now.
+    await release(session)
     request.state.caller = caller
     request.state.user_id = caller.id  # for the access log
     return caller
@@ -66,7 +94,9 @@ CurrentUser = Annotated[Caller, Depends(current_user)]
 
 def require_role(role: Role) -> Callable[..., Awaitable[Caller]]:
     # Not a dependency on current_user: every level of dependencies costs CPU on each request.
-    async def caller_with_role(request: Request, session: SessionDep, token: BearerToken) -> Caller:
+    async def caller_with_role(
+        request: Request, session: ReadSessionDep, token: BearerToken
+    ) -> Caller:
         user = await current_user(request, session, token)
         if user.role is not role:
             raise Forbidden(f"This endpoint is for the {role.value} role")
@@ -118,8 +148,8 @@ def _bound(value: str | None, name: str, *, upper: bool) -> datetime | None:
         return None
     try:
         if len(value) == 10:
-            day = day_start(date.fromisoformat(value))
-            return day + timedelta(days=1) if upper else day
+            day = date.fromisoformat(value)
+            return day_end(day) if upper else day_start(day)
         moment = datetime.fromisoformat(value)
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         return moment + timedelta(microseconds=1) if upper else moment
@@ -169,44 +199,48 @@ async def loan_filters(
 LoanFiltersDep = Annotated[LoanFilters, Depends(loan_filters)]
 
 
+async def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-class Accounts:
-    """Registration and login with what they need from the request (hasher, address, ...)."""
-
-    def __init__(self, request: Request, session: AsyncSession, hasher: Hasher, settings: Settings):
-        self.session, self.hasher, self.settings = session, hasher, settings
-        self.address = client_address(request)
-        self.writer = request.app.state.sessionmaker
-
-    async def register(self, data: UserCreate, role: Role) -> User:
-        return await users.register(
-            self.session,
-            data=data,
-            role=role,
-            hasher=self.hasher,
-            settings=self.settings,
-            address=self.address,
-        )
-
-    async def authenticate(self, username: str, password: str) -> User:
-        return await users.authenticate(
-            self.session,
-            username=username,
-            password=password,
-            address=self.address,
-            hasher=self.hasher,
-            settings=self.settings,
-            writer=self.writer,
-        )
+async def register_user(
+    request: Request, session: WriteSession, data: UserCreate, role: Role
+) -> UserRecord:
+    """Register with the app's hasher and settings, throttled by the client's address."""
+    state = request.app.state
+    return await users.register(
+        session,
+        data=data,
+        role=role,
+        hasher=state.hasher,
+        settings=state.settings,
+        address=client_address(request),
+    )
 
 
-async def accounts(
-    request: Request, session: SessionDep, hasher: HasherDep, settings: SettingsDep
-) -> Accounts:
-    return Accounts(request, session, hasher, settings)
-
-
-AccountsDep = Annotated[Accounts, Depends(accounts)]
+async def authenticate_user(
+    request: Request, session: ReadSession, username: str, password: str
+) -> UserRecord:
+    """Check credentials; failed attempts are counted in write transactions of their own."""
+    state = request.app.state
+    return await users.authenticate(
+        session,
+        username=username,
+        password=password,
+        address=client_address(request),
+        hasher=state.hasher,
+        settings=state.settings,
+        writers=state.sessions.writers,
+    )

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from loanapi.api.deps import V1, SessionDep
+from loanapi.api.deps import V1, ReadSessionDep
 from loanapi.loans import service as loans
 from loanapi.loans.schemas import LoanProductRead
 
@@ -13,5 +13,5 @@ router = APIRouter(prefix=V1, tags=["products"])
     operation_id="list_loan_products",
     summary="Loan products: current rates and the principal and tenure each allows",
 )
-async def list_products(session: SessionDep) -> list[LoanProductRead]:
+async def list_products(session: ReadSessionDep) -> list[LoanProductRead]:
     return [LoanProductRead.model_validate(p) for p in await loans.list_products(session)]

@@ -3,10 +3,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loanapi.db import Base, Money, UTCDateTime, checked_enum, utcnow
+from loanapi.clock import utcnow
+from loanapi.orm import Base, Money, UTCDateTime, checked_enum
 from loanapi.users.models import Role
 
 
@@ -104,18 +105,3 @@ class LoanEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (Index("uq_loan_events_loan_version", "loan_id", "version", unique=True),)
-
-
-class IdempotencyKey(Base):
-    """The first response to a POST carrying an Idempotency-Key, replayed for repeats."""
-
-    __tablename__ = "idempotency_keys"
-
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    body: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)

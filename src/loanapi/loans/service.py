@@ -14,14 +14,17 @@ from typing import Any
 from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loanapi.db import fetch, utcnow
+from loanapi.clock import utcnow
+from loanapi.db import WriteSession, fetch
 from loanapi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from loanapi.loans import pricing
 from loanapi.loans.models import EventAction, Loan, LoanEvent, LoanProduct, LoanStatus, LoanType
-from loanapi.loans.schemas import LoanCreate, LoanProductUpdate, LoanRead, LoanUpdate
-from loanapi.loans.workflow import EVENT_OF, Action, next_status
-from loanapi.pagination import Page, PageParams, keyset, make_page, oldest_first
-from loanapi.users.models import Caller, Role, User
+from loanapi.loans.records import LoanEventRecord, LoanRecord, ProductRecord
+from loanapi.loans.schemas import LoanCreate, LoanProductUpdate, LoanUpdate
+from loanapi.loans.workflow import EVENT_OF, Action, permit
+from loanapi.pagination import PageParams, keyset, oldest_first
+from loanapi.users.models import Role, User
+from loanapi.users.records import Caller
 
 TERMS = ("loan_type", "principal", "annual_rate", "tenure_months")
 PRICED = ("emi", "total_payable", "total_interest")
@@ -65,61 +68,64 @@ def snapshot_of(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _json(values[name]) for name in SNAPSHOT}
 
 
-def state_of(loan: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: loan[name] for name in SNAPSHOT}
+def state_of(loan: LoanRecord) -> dict[str, Any]:
+    return {name: getattr(loan, name) for name in SNAPSHOT}
 
 
 # --- products ---------------------------------------------------------------------------------
 
 
-async def list_products(session: AsyncSession) -> list[LoanProduct]:
-    return list((await session.scalars(select(LoanProduct).order_by(LoanProduct.loan_type))).all())
+_PRODUCTS = select(LoanProduct.__table__)
+_PRODUCT_LIST = _PRODUCTS.order_by(LoanProduct.loan_type)
 
 
-async def get_product(session: AsyncSession, loan_type: LoanType) -> LoanProduct:
-    product = await session.get(LoanProduct, loan_type)
-    if product is None:
-        raise ProductNotFound(loan_type)
-    return product
+async def list_products(session: AsyncSession) -> list[ProductRecord]:
+    rows = await fetch(session, _PRODUCT_LIST)
+    return [ProductRecord.of(row) for row in rows]
 
 
 async def update_product(
-    session: AsyncSession, *, loan_type: LoanType, data: LoanProductUpdate
-) -> LoanProduct:
+    session: WriteSession, *, loan_type: LoanType, data: LoanProductUpdate
+) -> ProductRecord:
     if data.loan_type is not None and data.loan_type is not loan_type:
         raise Unprocessable.field(
             ("body", "loan_type"), "must equal the loan type in the path", "value_error"
         )
-    product = await get_product(session, loan_type)
-    for name, value in data.model_dump(exclude={"loan_type"}).items():
-        setattr(product, name, value)
-    product.updated_at = utcnow()
-    await session.flush()
-    return product
+    values = {**data.model_dump(exclude={"loan_type"}), "updated_at": utcnow()}
+    statement = (
+        update(LoanProduct)
+        .where(LoanProduct.loan_type == loan_type)
+        .values(values)
+        .returning(*LoanProduct.__table__.c)
+    )
+    row = (await (await session.connection()).execute(statement)).mappings().first()
+    if row is None:
+        raise ProductNotFound(loan_type)
+    return ProductRecord.of(row)
 
 
-_PRODUCT_ROW = select(LoanProduct.__table__).where(LoanProduct.loan_type == bindparam("loan_type"))
+_PRODUCT_ROW = _PRODUCTS.where(LoanProduct.loan_type == bindparam("loan_type"))
 
 
-async def read_product(session: AsyncSession, loan_type: LoanType) -> Mapping[str, Any]:
-    """A product's current terms, to price a loan with (a plain row: nothing changes it)."""
+async def read_product(session: AsyncSession, loan_type: LoanType) -> ProductRecord:
+    """A product's current terms, to price a loan with."""
     rows = await fetch(session, _PRODUCT_ROW, {"loan_type": loan_type})
     if not rows:
         raise ProductNotFound(loan_type)
-    return rows[0]
+    return ProductRecord.of(rows[0])
 
 
 def _check_bounds(
-    product: Mapping[str, Any], loan_type: LoanType, principal: Decimal, tenure_months: int
+    product: ProductRecord, loan_type: LoanType, principal: Decimal, tenure_months: int
 ) -> None:
-    low, high = product["min_principal"], product["max_principal"]
+    low, high = product.min_principal, product.max_principal
     if not low <= principal <= high:
         raise Unprocessable.field(
             ("body", "principal"),
             f"must be between {low:.2f} and {high:.2f} for {loan_type.value}",
             "out_of_range",
         )
-    shortest, longest = product["min_tenure_months"], product["max_tenure_months"]
+    shortest, longest = product.min_tenure_months, product.max_tenure_months
     if not shortest <= tenure_months <= longest:
         raise Unprocessable.field(
             ("body", "tenure_months"),
@@ -151,12 +157,10 @@ def _priced(
 _LOAN_ROW = select(Loan.__table__).where(Loan.id == bindparam("loan_id"))
 _CUSTOMERS_LOAN_ROW = _LOAN_ROW.where(Loan.customer_id == bindparam("customer_id"))
 
-LoanRow = Mapping[str, Any]  # a loans row: what responses and changes work from
-
 
 async def get_loan(
     session: AsyncSession, loan_id: int, *, customer_id: int | None = None
-) -> LoanRow:
+) -> LoanRecord:
     """The loan, or 404; with `customer_id`, another customer's loan is simply not found.
 
     A plain row, not an entity: building one costs more than the query. In a request that
@@ -169,22 +173,25 @@ async def get_loan(
         rows = await fetch(session, _CUSTOMERS_LOAN_ROW, params)
     if not rows:
         raise LoanNotFound(loan_id)
-    return rows[0]
+    return LoanRecord.of(rows[0])
+
+
+_EVENTS = select(LoanEvent.__table__).where(LoanEvent.loan_id == bindparam("loan_id"))
+_HISTORY = _EVENTS.order_by(LoanEvent.version)
+_VERSION = _EVENTS.where(LoanEvent.version == bindparam("version"))
 
 
 async def history(
     session: AsyncSession, loan_id: int, *, customer_id: int | None = None
-) -> list[LoanEvent]:
+) -> list[LoanEventRecord]:
     await get_loan(session, loan_id, customer_id=customer_id)
-    events = await session.scalars(
-        select(LoanEvent).where(LoanEvent.loan_id == loan_id).order_by(LoanEvent.version)
-    )
-    return list(events.all())
+    rows = await fetch(session, _HISTORY, {"loan_id": loan_id})
+    return [LoanEventRecord.of(row) for row in rows]
 
 
 async def schedule(session: AsyncSession, loan_id: int, *, customer_id: int) -> pricing.Schedule:
     loan = await get_loan(session, loan_id, customer_id=customer_id)
-    return pricing.schedule(loan["principal"], loan["annual_rate"], loan["tenure_months"])
+    return pricing.schedule(loan.principal, loan.annual_rate, loan.tenure_months)
 
 
 # --- changes ----------------------------------------------------------------------------------
@@ -197,7 +204,7 @@ _INSERT_EVENT = insert(LoanEvent)
 
 
 async def _record(
-    session: AsyncSession,
+    session: WriteSession,
     loan_id: int,
     version: int,
     action: EventAction,
@@ -226,10 +233,10 @@ async def _record(
     await (await session.connection()).execute(_INSERT_EVENT, event)
 
 
-async def apply(session: AsyncSession, *, customer: Caller, data: LoanCreate) -> LoanRow:
+async def apply(session: WriteSession, *, customer: Caller, data: LoanCreate) -> LoanRecord:
     product = await read_product(session, data.loan_type)
     _check_bounds(product, data.loan_type, data.principal, data.tenure_months)
-    values = _priced(data.loan_type, data.principal, product["annual_rate"], data.tenure_months)
+    values = _priced(data.loan_type, data.principal, product.annual_rate, data.tenure_months)
     now = utcnow()
     loan = {
         "customer_id": customer.id,
@@ -241,16 +248,19 @@ async def apply(session: AsyncSession, *, customer: Caller, data: LoanCreate) ->
         **values,
     }
     connection = await session.connection()
-    row = dict((await connection.execute(_INSERT_LOAN, loan)).mappings().one())
-    await _record(session, row["id"], 1, EventAction.created, customer, None, loan)
+    row = LoanRecord.of((await connection.execute(_INSERT_LOAN, loan)).mappings().one())
+    await _record(session, row.id, 1, EventAction.created, customer, None, loan)
     return row
 
 
-def _permit(loan: LoanRow, action: Action, expected_version: int | None) -> LoanStatus:
-    """The preconditions of every change, in order: a stale If-Match (412), then the state (409)."""
-    if expected_version is not None and expected_version != loan["version"]:
-        raise StaleVersion(loan["version"])
-    return next_status(loan["status"], action)
+def _permit(
+    loan: LoanRecord, action: Action, actor: Caller, expected_version: int | None
+) -> LoanStatus:
+    """The preconditions of every change, in order: a stale If-Match (412), then who may take
+    the action from the loan's status (the state machine: 403, 409)."""
+    if expected_version is not None and expected_version != loan.version:
+        raise StaleVersion(loan.version)
+    return permit(loan.status, action, role=actor.role, actor_id=actor.id, agent_id=loan.agent_id)
 
 
 # The conditional UPDATE of every change, built once: it sets all the terms, changed or not.
@@ -263,58 +273,56 @@ _UPDATE_LOAN = (
 
 
 async def _change(
-    session: AsyncSession,
+    session: WriteSession,
     *,
-    loan: LoanRow,
+    loan: LoanRecord,
     action: Action,
     actor: Caller,
     values: dict[str, Any],
     expected_version: int | None,
     reason: str | None = None,
-) -> LoanRow:
+) -> LoanRecord:
     """Move `loan` through the state machine; no-op when nothing would change."""
-    status = _permit(loan, action, expected_version)
+    status = _permit(loan, action, actor, expected_version)
     before = state_of(loan)
     after = {**before, **values, "status": status}
     if after == before:
         return loan
-    version = loan["version"] + 1
+    version = loan.version + 1
     params = {f"new_{name}": after[name] for name in SNAPSHOT}
-    params |= {"loan_id": loan["id"], "old_version": loan["version"], "new_version": version}
+    params |= {"loan_id": loan.id, "old_version": loan.version, "new_version": version}
     params["new_updated_at"] = utcnow()
     connection = await session.connection()
     changed = (await connection.execute(_UPDATE_LOAN, params)).mappings().first()
     if changed is None:
-        current = await get_loan(session, loan["id"])
+        current = await get_loan(session, loan.id)
         if expected_version is not None:
-            raise StaleVersion(current["version"])
+            raise StaleVersion(current.version)
         raise ConcurrentChange
-    await _record(session, loan["id"], version, EVENT_OF[action], actor, before, after, reason)
-    return dict(changed)
+    await _record(session, loan.id, version, EVENT_OF[action], actor, before, after, reason)
+    return LoanRecord.of(changed)
 
 
 async def edit(
-    session: AsyncSession,
+    session: WriteSession,
     *,
     loan_id: int,
     actor: Caller,
     data: LoanUpdate,
     expected_version: int | None,
-) -> LoanRow:
+) -> LoanRecord:
     loan = await get_loan(session, loan_id)
-    _permit(loan, Action.edit, expected_version)  # 412/409 before any 422 about the terms
-    current_type = loan["loan_type"]
+    _permit(loan, Action.edit, actor, expected_version)  # 412/409 before a 422 on the terms
+    current_type = loan.loan_type
     loan_type = data.loan_type or current_type
-    principal = (
-        pricing.to_cents(data.principal) if data.principal is not None else loan["principal"]
-    )
-    tenure = data.tenure_months if data.tenure_months is not None else loan["tenure_months"]
-    if (loan_type, principal, tenure) == (current_type, loan["principal"], loan["tenure_months"]):
+    principal = pricing.to_cents(data.principal) if data.principal is not None else loan.principal
+    tenure = data.tenure_months if data.tenure_months is not None else loan.tenure_months
+    if (loan_type, principal, tenure) == (current_type, loan.principal, loan.tenure_months):
         return loan
     product = await read_product(session, loan_type)
     _check_bounds(product, loan_type, principal, tenure)
     # A loan keeps the rate it was priced at, unless its type changes.
-    rate = product["annual_rate"] if loan_type is not current_type else loan["annual_rate"]
+    rate = product.annual_rate if loan_type is not current_type else loan.annual_rate
     return await _change(
         session,
         loan=loan,
@@ -326,27 +334,25 @@ async def edit(
 
 
 async def rollback(
-    session: AsyncSession,
+    session: WriteSession,
     *,
     loan_id: int,
     actor: Caller,
     version: int,
     expected_version: int | None,
-) -> LoanRow:
+) -> LoanRecord:
     loan = await get_loan(session, loan_id)
-    _permit(loan, Action.rollback, expected_version)
-    if version >= loan["version"]:
+    _permit(loan, Action.rollback, actor, expected_version)
+    if version >= loan.version:
         raise Unprocessable.field(
             ("body", "version"),
-            f"must be an earlier version of this loan (1 to {loan['version'] - 1})",
+            f"must be an earlier version of this loan (1 to {loan.version - 1})",
             "out_of_range",
         )
-    target = await session.scalar(
-        select(LoanEvent).where(LoanEvent.loan_id == loan_id, LoanEvent.version == version)
-    )
-    if target is None:
+    targets = await fetch(session, _VERSION, {"loan_id": loan_id, "version": version})
+    if not targets:
         raise NotFound(f"Loan {loan_id} has no version {version}")
-    old = target.snapshot
+    old = LoanEventRecord.of(targets[0]).snapshot
     values = _priced(
         LoanType(old["loan_type"]),
         Decimal(old["principal"]),
@@ -364,11 +370,11 @@ async def rollback(
 
 
 async def request(
-    session: AsyncSession, *, loan_id: int, agent: Caller, expected_version: int | None
-) -> LoanRow:
+    session: WriteSession, *, loan_id: int, agent: Caller, expected_version: int | None
+) -> LoanRecord:
     loan = await get_loan(session, loan_id)
-    if loan["status"] is LoanStatus.requested and expected_version in (None, loan["version"]):
-        if loan["agent_id"] == agent.id:
+    if loan.status is LoanStatus.requested and expected_version in (None, loan.version):
+        if loan.agent_id == agent.id:
             return loan  # asking again is a no-op
         raise AlreadyRequested
     return await _change(
@@ -382,7 +388,7 @@ async def request(
 
 
 async def decide(
-    session: AsyncSession,
+    session: WriteSession,
     *,
     loan_id: int,
     actor: Caller,
@@ -390,7 +396,7 @@ async def decide(
     expected_version: int | None,
     reason: str | None = None,
     customer_id: int | None = None,
-) -> LoanRow:
+) -> LoanRecord:
     """approve, reject or withdraw: a status change and nothing else."""
     loan = await get_loan(session, loan_id, customer_id=customer_id)
     return await _change(
@@ -447,13 +453,12 @@ def _list_statement(filters: tuple[str, ...], with_cursor: bool) -> Select[Any]:
 
 async def list_loans(
     session: AsyncSession, *, filters: LoanFilters, page: PageParams
-) -> Page[LoanRead]:
-    # Plain rows, not ORM objects: a list only reads, and building entities costs more than
-    # the query itself.
+) -> list[LoanRecord]:
+    """A page of loans, newest first, and one more when there are more (`make_page`)."""
     params = filters.params()
     query = _list_statement(tuple(params), page.after is not None)
     rows = await fetch(session, query, {**params, **page.binds()})
-    return make_page(rows, page, LoanRead)
+    return [LoanRecord.of(row) for row in rows]
 
 
 @functools.cache
@@ -480,7 +485,7 @@ async def require_agent(session: AsyncSession, agent_id: int) -> None:
 
 async def agent_requests(
     session: AsyncSession, *, agent_id: int, status: LoanStatus | None, page: PageParams
-) -> Page[LoanRead]:
+) -> list[LoanRecord]:
     await require_agent(session, agent_id)
     return await list_loans(
         session, filters=LoanFilters(agent_id=agent_id, status=status), page=page

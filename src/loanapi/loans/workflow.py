@@ -1,9 +1,15 @@
-"""The loan state machine: one table, consulted by every path that changes a loan."""
+"""The loan state machine: one table, consulted by every path that changes a loan.
+
+Each entry says where an action takes a loan from a status, and which roles may take it there.
+Services call `permit` before any change, so no path (v1, legacy, a job) can skip a rule.
+"""
 
 import enum
+from typing import NamedTuple
 
-from loanapi.errors import Conflict
+from loanapi.errors import Conflict, Forbidden
 from loanapi.loans.models import EventAction, LoanStatus
+from loanapi.users.models import Role
 
 
 class Action(enum.StrEnum):
@@ -15,20 +21,29 @@ class Action(enum.StrEnum):
     rollback = "rollback"
 
 
+class Step(NamedTuple):
+    to: LoanStatus
+    roles: frozenset[Role]
+
+
 S = LoanStatus
-TRANSITIONS: dict[tuple[LoanStatus, Action], LoanStatus] = {
-    (S.new, Action.edit): S.new,
-    (S.requested, Action.edit): S.requested,
-    (S.rejected, Action.edit): S.new,
-    (S.new, Action.rollback): S.new,
-    (S.requested, Action.rollback): S.requested,
-    (S.rejected, Action.rollback): S.rejected,
-    (S.new, Action.request): S.requested,
-    (S.requested, Action.approve): S.approved,
-    (S.new, Action.reject): S.rejected,
-    (S.requested, Action.reject): S.rejected,
-    (S.new, Action.withdraw): S.withdrawn,
-    (S.requested, Action.withdraw): S.withdrawn,
+AGENT = frozenset({Role.agent})
+ADMIN = frozenset({Role.admin})
+CUSTOMER = frozenset({Role.customer})
+
+TRANSITIONS: dict[tuple[LoanStatus, Action], Step] = {
+    (S.new, Action.edit): Step(S.new, AGENT),
+    (S.requested, Action.edit): Step(S.requested, AGENT),
+    (S.rejected, Action.edit): Step(S.new, AGENT),
+    (S.new, Action.rollback): Step(S.new, AGENT),
+    (S.requested, Action.rollback): Step(S.requested, AGENT),
+    (S.rejected, Action.rollback): Step(S.rejected, AGENT),
+    (S.new, Action.request): Step(S.requested, AGENT),
+    (S.requested, Action.approve): Step(S.approved, ADMIN),
+    (S.new, Action.reject): Step(S.rejected, ADMIN),
+    (S.requested, Action.reject): Step(S.rejected, ADMIN),
+    (S.new, Action.withdraw): Step(S.withdrawn, CUSTOMER),
+    (S.requested, Action.withdraw): Step(S.withdrawn, CUSTOMER),
 }
 
 EVENT_OF: dict[Action, EventAction] = {
@@ -40,8 +55,15 @@ EVENT_OF: dict[Action, EventAction] = {
     Action.rollback: EventAction.rolled_back,
 }
 
+# Changes of a requested loan's terms: only the agent who requested it may make them.
+REQUESTER_ONLY = frozenset({Action.edit, Action.rollback})
+
 _ALLOWED_FROM = {
     action: sorted(status.value for (status, a) in TRANSITIONS if a is action) for action in Action
+}
+_ROLES = {
+    action: frozenset().union(*(step.roles for (_, a), step in TRANSITIONS.items() if a is action))
+    for action in Action
 }
 
 
@@ -55,8 +77,30 @@ class LoanStateConflict(Conflict):
         self.action = action
 
 
-def next_status(status: LoanStatus, action: Action) -> LoanStatus:
-    try:
-        return TRANSITIONS[(status, action)]
-    except KeyError:
-        raise LoanStateConflict(status, action) from None
+class ActionForbidden(Forbidden):
+    def __init__(self, action: Action) -> None:
+        roles = " or ".join(sorted(role.value for role in _ROLES[action]))
+        super().__init__(f"Only the {roles} role may {action.value} a loan")
+
+
+class RequestedByAnother(Conflict):
+    def __init__(self, action: Action) -> None:
+        super().__init__(
+            f"Another agent has requested this loan: only they may {action.value} it now"
+        )
+
+
+def permit(
+    status: LoanStatus, action: Action, *, role: Role, actor_id: int, agent_id: int | None
+) -> LoanStatus:
+    """The status `action` leads to, if `role` may take it from `status`; else 403 or 409."""
+    if role not in _ROLES[action]:
+        raise ActionForbidden(action)
+    step = TRANSITIONS.get((status, action))
+    if step is None:
+        raise LoanStateConflict(status, action)
+    if role not in step.roles:
+        raise ActionForbidden(action)
+    if status is S.requested and action in REQUESTER_ONLY and agent_id != actor_id:
+        raise RequestedByAnother(action)
+    return step.to

@@ -1,12 +1,12 @@
 import enum
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loanapi.db import Base, UTCDateTime, checked_enum, utcnow
+from loanapi.clock import utcnow
+from loanapi.orm import Base, UTCDateTime, checked_enum
 
 
 class Role(enum.StrEnum):
@@ -47,39 +47,3 @@ class User(Base):
         Index("ix_users_role_status_created", "role", "status", "created_at", "id"),
         Index("ix_users_created", "created_at", "id"),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The user a request's token names, as loaded for that request: read, never changed.
-
-    Not a `User` entity: building one costs more than the query that loads it, and a caller
-    has no business carrying its password hash around.
-    """
-
-    id: int
-    public_id: str
-    username: str
-    email: str
-    phone: str | None
-    role: Role
-    status: UserStatus
-    approved_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class RateEvent(Base):
-    """One counted attempt (a failed login, a registration) for throttling.
-
-    Kept in the database so that every server process sees the same counts.
-    """
-
-    __tablename__ = "rate_events"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    scope: Mapped[str] = mapped_column(String(32))
-    subject: Mapped[str] = mapped_column(String(128))
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    __table_args__ = (Index("ix_rate_events_scope_subject_at", "scope", "subject", "at"),)

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from loanapi import throttle
+from loanapi.clock import utcnow
 from loanapi.config import Settings
-from loanapi.db import MAX_ID, fetch, utcnow
+from loanapi.db import WriteSession, fetch
 from loanapi.errors import (
     Conflict,
     Forbidden,
@@ -20,10 +21,12 @@ from loanapi.errors import (
     Unauthorized,
     Unprocessable,
 )
-from loanapi.pagination import Page, PageParams, keyset, make_page, oldest_first
+from loanapi.orm import MAX_ID
+from loanapi.pagination import PageParams, keyset, oldest_first
 from loanapi.security import Hasher, InvalidToken, TokenCodec
-from loanapi.users.models import Caller, Role, User, UserStatus
-from loanapi.users.schemas import UserCreate, UserRead
+from loanapi.users.models import Role, User, UserStatus
+from loanapi.users.records import FIELDS, Caller, UserRecord
+from loanapi.users.schemas import UserCreate
 
 log = logging.getLogger("loanapi")
 
@@ -60,14 +63,14 @@ class InvalidTokenError(Unauthorized):
 
 
 async def register(
-    session: AsyncSession,
+    session: WriteSession,
     *,
     data: UserCreate,
     role: Role,
     hasher: Hasher,
     settings: Settings,
     address: str | None = None,
-) -> User:
+) -> UserRecord:
     """Create an account; with `address`, registrations per client address are throttled.
 
     Registrations that commit are counted; the expensive hash comes after the check.
@@ -97,7 +100,7 @@ async def register(
             session.add(user)
     except IntegrityError as exc:  # a concurrent registration won the race
         raise Conflict("That username or email is already registered") from exc
-    return user
+    return UserRecord.of_entity(user)
 
 
 async def _ensure_unique(session: AsyncSession, username: str, email: str) -> None:
@@ -122,12 +125,12 @@ async def authenticate(
     address: str,
     hasher: Hasher,
     settings: Settings,
-    writer: async_sessionmaker[AsyncSession],
-) -> User:
+    writers: async_sessionmaker[WriteSession],
+) -> UserRecord:
     """Check credentials; raise a typed error the API (and the legacy adapter) can translate.
 
     The request's transaction only reads: failed attempts and upgraded hashes are written
-    through `writer`, in short transactions of their own, because a failed login rolls the
+    through `writers`, in short transactions of their own, because a failed login rolls the
     request back and a slow hash must not hold a write lock.
     """
     if not username.isprintable():  # no such user can exist; some bytes PostgreSQL cannot store
@@ -142,19 +145,19 @@ async def authenticate(
     await session.close()
     if user is None:
         await hasher.dummy_verify(password)
-        await throttle.record_apart(writer, *failed)
+        await throttle.record_apart(writers, *failed)
         raise InvalidCredentials
     valid, new_hash = await hasher.verify(password, user.password_hash)
     if not valid:
-        await throttle.record_apart(writer, *failed)
+        await throttle.record_apart(writers, *failed)
         raise InvalidCredentials
     if new_hash is not None:
-        await _save_hash(writer, user_id=user.id, password_hash=new_hash)
+        await _save_hash(writers, user_id=user.id, password_hash=new_hash)
     if user.status is UserStatus.disabled:
         raise AccountDisabled
     if user.status is not UserStatus.active:
         raise AgentNotApproved
-    return user
+    return UserRecord.of_entity(user)
 
 
 def _login_limits(settings: Settings) -> tuple[throttle.Limit, throttle.Limit]:
@@ -185,17 +188,16 @@ def _register_limit(settings: Settings) -> throttle.Limit:
 
 
 async def _save_hash(
-    writer: async_sessionmaker[AsyncSession], *, user_id: int, password_hash: str
+    writers: async_sessionmaker[WriteSession], *, user_id: int, password_hash: str
 ) -> None:
-    async with writer() as session, session.begin():
+    async with writers() as session, session.begin():
         await session.execute(
             update(User).where(User.id == user_id).values(password_hash=password_hash)
         )
 
 
-_CALLER_BY_ID = select(*(User.__table__.c[name] for name in Caller.__dataclass_fields__)).where(
-    User.__table__.c.id == bindparam("id")
-)
+_RECORD_COLUMNS = tuple(User.__table__.c[name] for name in FIELDS)
+_CALLER_BY_ID = select(*_RECORD_COLUMNS).where(User.__table__.c.id == bindparam("id"))
 
 
 async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCodec) -> Caller:
@@ -208,10 +210,10 @@ async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCode
         raise InvalidTokenError
     # A Core read, not session.get: this runs on every request, and the ORM's execution and
     # identity map cost more than the query. The caller is a detached User (read, never changed).
-    rows = await fetch(session, _CALLER_BY_ID, {"id": claims.user_id}, outside_transaction=True)
+    rows = await fetch(session, _CALLER_BY_ID, {"id": claims.user_id})
     if not rows or rows[0]["status"] is not UserStatus.active:
         raise InvalidTokenError
-    return Caller(**rows[0])
+    return UserRecord.of(rows[0])
 
 
 # --- listing ----------------------------------------------------------------------------------
@@ -238,11 +240,12 @@ async def list_users(
     page: PageParams,
     roles: Iterable[Role] = (),
     statuses: Iterable[UserStatus] = (),
-) -> Page[UserRead]:
-    query = _users_where(select(User), roles, statuses, None)
+) -> list[UserRecord]:
+    """A page of users, newest first, and one more when there are more (`make_page`)."""
+    query = _users_where(select(*_RECORD_COLUMNS), roles, statuses, None)
     query = keyset(query, page.after is not None, User.created_at, User.id)
-    rows = (await session.scalars(query, page.binds())).all()
-    return make_page(rows, page, UserRead)
+    rows = (await session.execute(query, page.binds())).mappings().all()
+    return [UserRecord.of(row) for row in rows]
 
 
 async def oldest_rows(
@@ -264,34 +267,35 @@ async def oldest_rows(
 
 
 async def _change_status(
-    session: AsyncSession,
+    session: WriteSession,
     *,
     user_id: int,
     role: Role | None,
     allowed_from: Iterable[UserStatus],
     values: dict[str, object],
     refusal: str,
-) -> User:
+) -> UserRecord:
     """Conditional update: the status changes only if it is still one it may change from."""
     condition = [User.id == user_id, User.status.in_(list(allowed_from))]
     if role is not None:
         condition.append(User.role == role)
-    changed = await session.scalar(
+    statement = (
         update(User)
         .where(*condition)
         .values(**values, updated_at=utcnow())
-        .returning(User)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(*_RECORD_COLUMNS)
+        .execution_options(synchronize_session=False)
     )
+    changed = (await session.execute(statement)).mappings().first()
     if changed is not None:
-        return changed
+        return UserRecord.of(changed)
     current = await session.get(User, user_id)
     if current is None or (role is not None and current.role is not role):
         raise NotFound(f"No {role.value if role else 'user'} with id {user_id}")
     raise AccountStateConflict(refusal.format(status=current.status.value), current.status)
 
 
-async def approve_agent(session: AsyncSession, *, agent_id: int) -> User:
+async def approve_agent(session: WriteSession, *, agent_id: int) -> UserRecord:
     return await _change_status(
         session,
         user_id=agent_id,
@@ -302,7 +306,7 @@ async def approve_agent(session: AsyncSession, *, agent_id: int) -> User:
     )
 
 
-async def reject_agent(session: AsyncSession, *, agent_id: int) -> User:
+async def reject_agent(session: WriteSession, *, agent_id: int) -> UserRecord:
     return await _change_status(
         session,
         user_id=agent_id,
@@ -313,7 +317,7 @@ async def reject_agent(session: AsyncSession, *, agent_id: int) -> User:
     )
 
 
-async def disable_user(session: AsyncSession, *, user_id: int, actor: Caller) -> User:
+async def disable_user(session: WriteSession, *, user_id: int, actor: Caller) -> UserRecord:
     if user_id == actor.id:
         raise Conflict("You cannot disable your own account")
     return await _change_status(
@@ -326,7 +330,7 @@ async def disable_user(session: AsyncSession, *, user_id: int, actor: Caller) ->
     )
 
 
-async def enable_user(session: AsyncSession, *, user_id: int) -> User:
+async def enable_user(session: WriteSession, *, user_id: int) -> UserRecord:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound(f"No user with id {user_id}")
@@ -345,7 +349,7 @@ async def enable_user(session: AsyncSession, *, user_id: int) -> User:
 # --- bootstrap --------------------------------------------------------------------------------
 
 
-async def ensure_admin(session: AsyncSession, *, settings: Settings, hasher: Hasher) -> str | None:
+async def ensure_admin(session: WriteSession, *, settings: Settings, hasher: Hasher) -> str | None:
     """Create the first admin when none exists.
 
     Uses LOANAPI_ADMIN_* when set; otherwise generates a password and returns it so the caller

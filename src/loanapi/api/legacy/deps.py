@@ -6,10 +6,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBasic
 
-from loanapi.api.deps import CodecDep, SessionDep, bearer
+from loanapi.api.deps import ReadSessionDep, bearer, current_user
 from loanapi.api.legacy.errors import LegacyError
-from loanapi.users import service as users
-from loanapi.users.models import Caller, Role
+from loanapi.users.models import Role
+from loanapi.users.records import Caller
 
 UNAUTHORISED = "Unauthorised Access"
 NOT_AUTHORIZED_VIEW = "Not Authorized to view this page"
@@ -29,17 +29,15 @@ basic = HTTPBasic(
 
 async def legacy_caller(
     request: Request,
-    session: SessionDep,
-    codec: CodecDep,
+    session: ReadSessionDep,
     header_token: Annotated[str | None, Depends(access_token)],
     bearer_token: Annotated[str | None, Depends(bearer)],
 ) -> Caller:
+    """v1's caller, with the original's header and its words for a missing token."""
     token = header_token or bearer_token
     if not token:
         raise LegacyError(401, "Token is missing!", key="message")
-    user = await users.user_from_token(session, token=token, codec=codec)
-    request.state.user_id = user.id
-    return user
+    return await current_user(request, session, token)
 
 
 def allowed(*roles: Role, refusal: str) -> Callable[[Caller], Awaitable[Caller]]:

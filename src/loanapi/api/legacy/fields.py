@@ -176,9 +176,10 @@ def columns(fields: Fields, table: Any) -> tuple[ColumnElement[Any], ...]:
     return tuple(kind.sql(table.c[name]).label(key) for key, (name, kind) in fields.items())
 
 
-def item(fields: Fields, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The legacy object of one row (a loan record, a snapshot)."""
-    return {key: kind.python(values[name]) for key, (name, kind) in fields.items()}
+def item(fields: Fields, values: Mapping[str, Any] | object) -> dict[str, Any]:
+    """The legacy object of one loan (a record) or of one version of it (a snapshot)."""
+    get = values.__getitem__ if isinstance(values, Mapping) else values.__getattribute__
+    return {key: kind.python(get(name)) for key, (name, kind) in fields.items()}
 
 
 LOAN_COLUMNS = columns(LOAN, Loan.__table__)

@@ -6,15 +6,23 @@ words and status codes (LEGACY.md). The rules live in the services and the state
 """
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.security import HTTPBasicCredentials
 from starlette.responses import Response, StreamingResponse
 
-from loanapi.api.deps import AccountsDep, CodecDep, LoanId, SessionDep, UserId
+from loanapi.api.deps import (
+    CodecDep,
+    LoanId,
+    ReadSessionDep,
+    UserId,
+    WriteSessionDep,
+    authenticate_user,
+    register_user,
+)
 from loanapi.api.legacy import fields
 from loanapi.api.legacy.deps import (
     Admin,
@@ -41,9 +49,10 @@ from loanapi.api.legacy.schemas import (
     errors,
     list_of,
 )
-from loanapi.db import day_start, mark_read, mark_write, utcnow
+from loanapi.clock import day_end, day_start, utcnow
 from loanapi.loans import service as loans
 from loanapi.loans.models import EventAction, LoanStatus
+from loanapi.loans.records import LoanRecord
 from loanapi.loans.schemas import LoanCreate, LoanUpdate
 from loanapi.loans.workflow import Action, LoanStateConflict
 from loanapi.users import service as users
@@ -70,7 +79,6 @@ DATED_LIST: dict[int | str, dict[str, Any]] = {
 router = APIRouter(
     tags=["legacy"], deprecated=True, route_class=LegacyRoute, responses=errors(401, 422)
 )
-WRITE = [Depends(mark_write)]
 
 
 def both(path: str, *, documented: str, operation_id: str, **kwargs: Any) -> Any:
@@ -114,17 +122,19 @@ async def _chunks(key: str, rows: Sequence[Any]) -> AsyncIterator[bytes]:
     yield b"]}"
 
 
-async def _loans(session: SessionDep, columns: Any = fields.LOAN_COLUMNS, **filters: Any) -> Any:
+async def _loans(
+    session: ReadSessionDep, columns: Any = fields.LOAN_COLUMNS, **filters: Any
+) -> Any:
     return await loans.oldest_rows(
         session, filters=loans.LoanFilters(**filters), columns=columns, limit=MAX_ROWS
     )
 
 
-async def _users(session: SessionDep, **filters: Any) -> Any:
+async def _users(session: ReadSessionDep, **filters: Any) -> Any:
     return await users.oldest_rows(session, columns=fields.USER_COLUMNS, limit=MAX_ROWS, **filters)
 
 
-def _with_data(text: str, loan: Mapping[str, Any]) -> Response:
+def _with_data(text: str, loan: LoanRecord) -> Response:
     return LegacyJSON({"Message": text, "data": fields.item(fields.LOAN_DATA, loan)})
 
 
@@ -138,8 +148,10 @@ def _with_data(text: str, loan: Mapping[str, Any]) -> Response:
     summary="Register a customer (original shape)",
     responses=errors(409, 429),
 )
-async def register_customer(data: LegacyUserCreate, accounts: AccountsDep) -> Response:
-    await accounts.register(data, Role.customer)
+async def register_customer(
+    data: LegacyUserCreate, request: Request, session: WriteSessionDep
+) -> Response:
+    await register_user(request, session, data, Role.customer)
     return message("Your Account has been added successfully !")
 
 
@@ -150,8 +162,10 @@ async def register_customer(data: LegacyUserCreate, accounts: AccountsDep) -> Re
     summary="Apply as an agent (original shape)",
     responses=errors(409, 429),
 )
-async def register_agent(data: LegacyUserCreate, accounts: AccountsDep) -> Response:
-    await accounts.register(data, Role.agent)
+async def register_agent(
+    data: LegacyUserCreate, request: Request, session: WriteSessionDep
+) -> Response:
+    await register_user(request, session, data, Role.agent)
     return message(
         "Your request has been sent successfully! You will be able to login after "
         "Admin approves your request!"
@@ -163,7 +177,6 @@ async def register_agent(data: LegacyUserCreate, accounts: AccountsDep) -> Respo
     documented="POST",
     response_model=LegacyToken,
     operation_id="legacy_login",
-    dependencies=[Depends(mark_read)],
     summary="Log in with HTTP Basic; returns {token}",
     responses={
         401: {
@@ -175,13 +188,14 @@ async def register_agent(data: LegacyUserCreate, accounts: AccountsDep) -> Respo
 )
 async def login(
     credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-    accounts: AccountsDep,
+    request: Request,
+    session: ReadSessionDep,
     codec: CodecDep,
 ) -> Response:
     if credentials is None:
         return login_refusal("Could not verify")
     try:
-        user = await accounts.authenticate(credentials.username, credentials.password)
+        user = await authenticate_user(request, session, credentials.username, credentials.password)
     except users.InvalidCredentials:
         return login_refusal("Could not verify")
     except users.AgentNotApproved:
@@ -198,7 +212,7 @@ async def login(
     responses=list_of("Customers", LegacyUser),
     summary="Every customer, oldest first",
 )
-async def all_customers(caller: Staff, session: SessionDep) -> Response:
+async def all_customers(caller: Staff, session: ReadSessionDep) -> Response:
     rows = await _users(session, roles=[Role.customer])
     return listing("Customers", rows, "No Customers in the system!")
 
@@ -209,7 +223,7 @@ async def all_customers(caller: Staff, session: SessionDep) -> Response:
     responses=list_of("Users", LegacyUser),
     summary="Every user but the caller, oldest first",
 )
-async def all_users(caller: Admin, session: SessionDep) -> Response:
+async def all_users(caller: Admin, session: ReadSessionDep) -> Response:
     rows = await _users(session, exclude_id=caller.id)
     return listing("Users", rows, "No Users in the system!")
 
@@ -220,7 +234,7 @@ async def all_users(caller: Admin, session: SessionDep) -> Response:
     responses=list_of("approved_agents", LegacyUser),
     summary="Approved agents, oldest first",
 )
-async def all_agents(caller: Admin, session: SessionDep) -> Response:
+async def all_agents(caller: Admin, session: ReadSessionDep) -> Response:
     rows = await _users(session, roles=[Role.agent], statuses=[UserStatus.active])
     return listing("approved_agents", rows, "No agents in the system!")
 
@@ -231,7 +245,7 @@ async def all_agents(caller: Admin, session: SessionDep) -> Response:
     responses=list_of("Unapproved_agents", LegacyUser),
     summary="Agents waiting for approval, oldest first",
 )
-async def agent_applications(caller: Admin, session: SessionDep) -> Response:
+async def agent_applications(caller: Admin, session: ReadSessionDep) -> Response:
     rows = await _users(session, roles=[Role.agent], statuses=[UserStatus.pending])
     return listing("Unapproved_agents", rows, "No pending agent applications  in the system!")
 
@@ -241,11 +255,10 @@ async def agent_applications(caller: Admin, session: SessionDep) -> Response:
     documented="GET",
     response_model=Message,
     operation_id="legacy_approve_agent",
-    dependencies=WRITE,
     summary="Approve an agent (again: a 200 saying so)",
     responses=errors(404, 409),
 )
-async def approve_agent(agent_id: UserId, caller: Admin, session: SessionDep) -> Response:
+async def approve_agent(agent_id: UserId, caller: Admin, session: WriteSessionDep) -> Response:
     try:
         await users.approve_agent(session, agent_id=agent_id)
     except users.AccountStateConflict as exc:
@@ -266,7 +279,7 @@ async def approve_agent(agent_id: UserId, caller: Admin, session: SessionDep) ->
 )
 async def new_loan(
     caller: Customer,
-    session: SessionDep,
+    session: WriteSessionDep,
     data: Annotated[LegacyLoanCreate | None, Body()] = None,
 ) -> Response:
     if data is None:
@@ -298,7 +311,9 @@ def _statuses(word: str | None) -> tuple[str, tuple[LoanStatus, ...]]:
     responses=list_of("Loans", LegacyLoan),
     summary="Loans, oldest first (a customer's own); ?status=New|Approved|Rejected|Withdrawn",
 )
-async def get_loans(caller: AnyCaller, session: SessionDep, status: str | None = None) -> Response:
+async def get_loans(
+    caller: AnyCaller, session: ReadSessionDep, status: str | None = None
+) -> Response:
     word, statuses = _statuses(status)
     customer_id = caller.id if caller.role is Role.customer else None
     rows = await _loans(session, statuses=statuses, customer_id=customer_id)
@@ -315,7 +330,7 @@ async def get_loans(caller: AnyCaller, session: SessionDep, status: str | None =
 async def edit_loan(
     loan_id: LoanId,
     caller: Agent,
-    session: SessionDep,
+    session: WriteSessionDep,
     data: Annotated[LegacyLoanEdit | None, Body()] = None,
 ) -> Response:
     # No body: the loan's own refusals first (404, 409), through an edit that changes nothing.
@@ -333,11 +348,10 @@ async def edit_loan(
     documented="GET",
     response_model=Message,
     operation_id="legacy_request_loan",
-    dependencies=WRITE,
     summary="Forward a loan to the admin",
     responses=errors(404, 409),
 )
-async def request_loan(loan_id: LoanId, caller: Agent, session: SessionDep) -> Response:
+async def request_loan(loan_id: LoanId, caller: Agent, session: WriteSessionDep) -> Response:
     await loans.request(session, loan_id=loan_id, agent=caller, expected_version=None)
     return message("Request to Admin on behalf of this customer is successfully made by you.")
 
@@ -348,7 +362,7 @@ async def request_loan(loan_id: LoanId, caller: Agent, session: SessionDep) -> R
     responses=list_of("Loan Requests", LegacyLoan),
     summary="The caller's requests, oldest first",
 )
-async def loan_requests_by_agent(caller: RequestingAgent, session: SessionDep) -> Response:
+async def loan_requests_by_agent(caller: RequestingAgent, session: ReadSessionDep) -> Response:
     rows = await _loans(session, agent_id=caller.id)
     return listing("Loan Requests", rows, "No requests found !")
 
@@ -359,7 +373,7 @@ async def loan_requests_by_agent(caller: RequestingAgent, session: SessionDep) -
     responses={**list_of("Agent_loanRequests", LegacyLoan), **errors(404)},
     summary="One agent's requests, oldest first",
 )
-async def agent_loan_requests(agent_id: UserId, caller: Admin, session: SessionDep) -> Response:
+async def agent_loan_requests(agent_id: UserId, caller: Admin, session: ReadSessionDep) -> Response:
     await loans.require_agent(session, agent_id)
     rows = await _loans(session, agent_id=agent_id)
     return listing(
@@ -375,7 +389,9 @@ async def agent_loan_requests(agent_id: UserId, caller: Admin, session: SessionD
     responses={**list_of("History", LegacyHistoryEntry), **errors(404)},
     summary="Each change of a loan's terms, with the loan as it was before it",
 )
-async def view_loan_history(loan_id: LoanId, caller: AnyCaller, session: SessionDep) -> Response:
+async def view_loan_history(
+    loan_id: LoanId, caller: AnyCaller, session: ReadSessionDep
+) -> Response:
     customer_id = caller.id if caller.role is Role.customer else None
     events = await loans.history(session, loan_id, customer_id=customer_id)
     before = {event.version + 1: event.snapshot for event in events}
@@ -395,13 +411,13 @@ async def view_loan_history(loan_id: LoanId, caller: AnyCaller, session: Session
 
 
 async def _between(
-    session: SessionDep, start: date | None, end: date | None, *, on: str
+    session: ReadSessionDep, start: date | None, end: date | None, *, on: str
 ) -> Response:
     if start is not None and end is not None and end < start:
         raise LegacyError(422, "end_date must not be before start_date")
     try:
         lower = day_start(start) if start else None
-        upper = day_start(end) + timedelta(days=1) if end else None
+        upper = day_end(end) if end else None
     except OverflowError:
         raise LegacyError(422, "end_date is past the end of the calendar") from None
     bounds = {f"{on}_from": lower, f"{on}_before": upper}
@@ -418,7 +434,7 @@ async def _between(
 )
 async def filter_by_create_date(
     caller: Filterer,
-    session: SessionDep,
+    session: ReadSessionDep,
     start_date: date | None = None,
     end_date: date | None = None,
 ) -> Response:
@@ -433,7 +449,7 @@ async def filter_by_create_date(
 )
 async def filter_by_update_date(
     caller: Filterer,
-    session: SessionDep,
+    session: ReadSessionDep,
     start_date: date | None = None,
     end_date: date | None = None,
 ) -> Response:
@@ -445,11 +461,10 @@ async def filter_by_update_date(
     documented="GET",
     response_model=Message,
     operation_id="legacy_approve_loan",
-    dependencies=WRITE,
     summary="Approve a requested loan",
     responses=errors(404, 409),
 )
-async def approve_loan(loan_id: LoanId, caller: Admin, session: SessionDep) -> Response:
+async def approve_loan(loan_id: LoanId, caller: Admin, session: WriteSessionDep) -> Response:
     try:
         await loans.decide(
             session, loan_id=loan_id, actor=caller, action=Action.approve, expected_version=None
@@ -468,11 +483,10 @@ async def approve_loan(loan_id: LoanId, caller: Admin, session: SessionDep) -> R
     documented="GET",
     response_model=Message,
     operation_id="legacy_reject_loan",
-    dependencies=WRITE,
     summary="Reject a new or requested loan (again: the same answer)",
     responses=errors(404, 409),
 )
-async def reject_loan(loan_id: LoanId, caller: Admin, session: SessionDep) -> Response:
+async def reject_loan(loan_id: LoanId, caller: Admin, session: WriteSessionDep) -> Response:
     try:
         await loans.decide(
             session, loan_id=loan_id, actor=caller, action=Action.reject, expected_version=None
