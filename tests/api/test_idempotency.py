@@ -389,3 +389,14 @@ async def test_admin_account_decisions_honour_the_key(client, admin, action, pat
     assert_replay_of(replay, first)
     unkeyed = await client.post(url, headers=admin.headers)
     assert_problem(unkeyed, 409)
+
+
+async def test_a_role_refusal_comes_before_any_key_check(client, customer):
+    first = await apply(client, customer, "shared-key")
+    assert first.status_code == 201, first.text
+    # The same key on an agent's endpoint: the role gate answers, not the key's 409.
+    refused = await client.post(
+        f"/api/v1/agent/loans/{first.json()['id']}/request",
+        headers=with_key(customer, "shared-key"),
+    )
+    assert refused.status_code == 403, refused.text

@@ -66,7 +66,7 @@ async def list_users(
     page: PageDep,
     role: Annotated[Role | None, Query()] = None,
     status: Annotated[UserStatus | None, Query()] = None,
-) -> Page[UserRead]:
+) -> Response:
     found = await users.list_users(
         session, page=page, roles=[role] if role else (), statuses=[status] if status else ()
     )
@@ -79,9 +79,7 @@ async def list_users(
     operation_id="admin_list_customers",
     summary="All customers, newest first",
 )
-async def list_customers(
-    admin: AdminUser, session: ReadSessionDep, page: PageDep
-) -> Page[UserRead]:
+async def list_customers(admin: AdminUser, session: ReadSessionDep, page: PageDep) -> Response:
     return user_page(await users.list_users(session, page=page, roles=[Role.customer]), page)
 
 
@@ -96,7 +94,7 @@ async def list_agents(
     session: ReadSessionDep,
     page: PageDep,
     status: Annotated[AgentStatus | None, Query()] = None,
-) -> Page[UserRead]:
+) -> Response:
     statuses = [UserStatus(status.value)] if status else ()
     found = await users.list_users(session, page=page, roles=[Role.agent], statuses=statuses)
     return user_page(found, page)
@@ -110,7 +108,7 @@ async def list_agents(
 )
 async def list_agent_applications(
     admin: AdminUser, session: ReadSessionDep, page: PageDep
-) -> Page[UserRead]:
+) -> Response:
     return user_page(
         await users.list_users(
             session, page=page, roles=[Role.agent], statuses=[UserStatus.pending]
@@ -176,7 +174,7 @@ async def agent_loan_requests(
     page: PageDep,
     agent_id: UserId,
     status: Annotated[LoanStatus | None, Query()] = None,
-) -> Page[LoanRead]:
+) -> Response:
     found = await loans.agent_requests(session, agent_id=agent_id, status=status, page=page)
     return loan_page(found, page)
 
@@ -189,7 +187,7 @@ async def agent_loan_requests(
 )
 async def list_loans(
     admin: AdminUser, session: ReadSessionDep, page: PageDep, filters: LoanFiltersDep
-) -> Page[LoanRead]:
+) -> Response:
     return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
 
 

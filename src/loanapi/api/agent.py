@@ -39,9 +39,7 @@ router = APIRouter(
     operation_id="agent_list_customers",
     summary="All customers, newest first",
 )
-async def list_customers(
-    agent: AgentUser, session: ReadSessionDep, page: PageDep
-) -> Page[UserRead]:
+async def list_customers(agent: AgentUser, session: ReadSessionDep, page: PageDep) -> Response:
     return user_page(await users.list_users(session, page=page, roles=[Role.customer]), page)
 
 
@@ -53,7 +51,7 @@ async def list_customers(
 )
 async def list_loans(
     agent: AgentUser, session: ReadSessionDep, page: PageDep, filters: LoanFiltersDep
-) -> Page[LoanRead]:
+) -> Response:
     return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
 
 
@@ -153,7 +151,7 @@ async def list_requests(
     session: ReadSessionDep,
     page: PageDep,
     status: Annotated[LoanStatus | None, Query()] = None,
-) -> Page[LoanRead]:
+) -> Response:
     return loan_page(
         await loans.agent_requests(session, agent_id=agent.id, status=status, page=page), page
     )

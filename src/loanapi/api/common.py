@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from loanapi.loans.records import LoanEventRecord, LoanRecord
 from loanapi.loans.schemas import LoanHistory, LoanRead
-from loanapi.pagination import Page, PageParams, make_page
+from loanapi.pagination import PageParams, make_page
 from loanapi.users.records import UserRecord
 from loanapi.users.schemas import UserRead
 
@@ -26,16 +26,17 @@ def loan_response(loan: LoanRecord, status_code: int = 200) -> Response:
     return model_response(read, status_code, {"ETag": f'"{read.version}"'})
 
 
-def loan_page(loans: Sequence[LoanRecord], page: PageParams) -> Page[LoanRead]:
-    return make_page(loans, page, LoanRead)
+def loan_page(loans: Sequence[LoanRecord], page: PageParams) -> Response:
+    """A page of loans, serialized once (its route's response_model documents it)."""
+    return model_response(make_page(loans, page, LoanRead))
 
 
 def user_response(user: UserRecord) -> Response:
     return model_response(UserRead.model_validate(user))
 
 
-def user_page(users: Sequence[UserRecord], page: PageParams) -> Page[UserRead]:
-    return make_page(users, page, UserRead)
+def user_page(users: Sequence[UserRecord], page: PageParams) -> Response:
+    return model_response(make_page(users, page, UserRead))
 
 
 def history_response(events: Sequence[LoanEventRecord]) -> LoanHistory:

@@ -58,7 +58,7 @@ async def list_loans(
     session: ReadSessionDep,
     page: PageDep,
     status: Annotated[LoanStatus | None, Query()] = None,
-) -> Page[LoanRead]:
+) -> Response:
     filters = loans.LoanFilters(customer_id=customer.id, status=status)
     return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
 

@@ -122,11 +122,9 @@ async def _chunks(key: str, rows: Sequence[Any]) -> AsyncIterator[bytes]:
     yield b"]}"
 
 
-async def _loans(
-    session: ReadSessionDep, columns: Any = fields.LOAN_COLUMNS, **filters: Any
-) -> Any:
+async def _loans(session: ReadSessionDep, filters: loans.LoanFilters) -> Any:
     return await loans.oldest_rows(
-        session, filters=loans.LoanFilters(**filters), columns=columns, limit=MAX_ROWS
+        session, filters=filters, columns=fields.LOAN_COLUMNS, limit=MAX_ROWS
     )
 
 
@@ -316,7 +314,7 @@ async def get_loans(
 ) -> Response:
     word, statuses = _statuses(status)
     customer_id = caller.id if caller.role is Role.customer else None
-    rows = await _loans(session, statuses=statuses, customer_id=customer_id)
+    rows = await _loans(session, loans.LoanFilters(statuses=statuses, customer_id=customer_id))
     return listing("Loans", rows, f"No {word} Loans found !")
 
 
@@ -363,7 +361,7 @@ async def request_loan(loan_id: LoanId, caller: Agent, session: WriteSessionDep)
     summary="The caller's requests, oldest first",
 )
 async def loan_requests_by_agent(caller: RequestingAgent, session: ReadSessionDep) -> Response:
-    rows = await _loans(session, agent_id=caller.id)
+    rows = await _loans(session, loans.LoanFilters(agent_id=caller.id))
     return listing("Loan Requests", rows, "No requests found !")
 
 
@@ -375,7 +373,7 @@ async def loan_requests_by_agent(caller: RequestingAgent, session: ReadSessionDe
 )
 async def agent_loan_requests(agent_id: UserId, caller: Admin, session: ReadSessionDep) -> Response:
     await loans.require_agent(session, agent_id)
-    rows = await _loans(session, agent_id=agent_id)
+    rows = await _loans(session, loans.LoanFilters(agent_id=agent_id))
     return listing(
         "Agent_loanRequests",
         rows,
@@ -420,8 +418,14 @@ async def _between(
         upper = day_end(end) if end else None
     except OverflowError:
         raise LegacyError(422, "end_date is past the end of the calendar") from None
-    bounds = {f"{on}_from": lower, f"{on}_before": upper}
-    rows = await _loans(session, fields.DATED_LOAN_COLUMNS, **bounds)
+    filters = (
+        loans.LoanFilters(created_from=lower, created_before=upper)
+        if on == "created"
+        else loans.LoanFilters(updated_from=lower, updated_before=upper)
+    )
+    rows = await loans.oldest_rows(
+        session, filters=filters, columns=fields.DATED_LOAN_COLUMNS, limit=MAX_ROWS
+    )
     key = f"Loans between {start or EARLIEST} and {end or utcnow().date()}"
     return listing(key, rows, "No records found for the give range!")
 
