@@ -434,3 +434,19 @@ async def test_from_after_to_is_422(client, admin, agent, who, prefix, start, en
     )
     assert_problem(response, 422)
     assert any(error["loc"][0] == "query" for error in response.json()["errors"])
+
+
+async def test_loan_bodies_are_exactly_the_documented_loan(client, customer, admin):
+    """Loan records are serialized without pydantic's LoanRead: the bytes must agree with it."""
+    from loanapi.loans.schemas import LoanRead
+
+    body = {"loan_type": "personal_loan", "principal": "12345.6", "tenure_months": 7}
+    created = await client.post("/api/v1/customer/loans", json=body, headers=customer.headers)
+    assert created.status_code == 201, created.text
+    listed = await client.get("/api/v1/admin/loans", headers=admin.headers)
+    one = await client.get(f"/api/v1/admin/loans/{created.json()['id']}", headers=admin.headers)
+    for item in (created.json(), listed.json()["items"][0], one.json()):
+        assert list(item) == list(LoanRead.model_fields)
+        assert LoanRead.model_validate(item).model_dump(mode="json") == item
+        assert item["principal"] == "12345.60"
+    assert set(listed.json()) == {"items", "next_cursor"}

@@ -1,7 +1,8 @@
 """What the loan services return: one frozen, typed record per aggregate.
 
 A field name that does not exist is a mypy error here, not a KeyError at run time. Pages and
-response bodies are built from these in `loanapi.api`.
+response bodies are built from these in `loanapi.api`; a loan's money fields carry the API's
+two-place format, so a record is serialized as the `LoanRead` body without validating it again.
 """
 
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Self
 
 from loanapi.loans.models import EventAction, LoanStatus, LoanType
+from loanapi.loans.schemas import MoneyOut
 from loanapi.users.models import Role
 
 
@@ -20,12 +22,12 @@ class LoanRecord:
     customer_id: int
     agent_id: int | None
     loan_type: LoanType
-    principal: Decimal
-    annual_rate: Decimal
+    principal: MoneyOut
+    annual_rate: MoneyOut
     tenure_months: int
-    emi: Decimal
-    total_payable: Decimal
-    total_interest: Decimal
+    emi: MoneyOut
+    total_payable: MoneyOut
+    total_interest: MoneyOut
     status: LoanStatus
     version: int
     created_at: datetime
