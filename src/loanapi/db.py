@@ -142,7 +142,8 @@ class ReadPool:
     async def fetch(self, sql: str, args: Sequence[Any]) -> list[asyncpg.Record]:
         pool = self._pool or await self._open()
         async with pool.acquire() as connection:
-            return await connection.fetch(sql, *args)
+            records: list[asyncpg.Record] = await connection.fetch(sql, *args)
+            return records
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:
@@ -195,7 +196,8 @@ async def fetch(
     compiled = _compiled(statement, session.bind.dialect) if pool is not None else None
     if pool is None or compiled is None:
         connection = await session.connection()
-        return (await connection.execute(statement, parameters)).mappings().all()
+        result = await connection.execute(statement, parameters)
+        return list(result.mappings().all())
     args = [parameters.get(name, compiled.defaults[name]) for name in compiled.names]
     return [compiled.row(record) for record in await pool.fetch(compiled.sql, args)]
 

@@ -119,7 +119,7 @@ class RequestContextMiddleware:
     def _request_id(scope: Scope) -> str:
         for key, value in scope.get("headers", []):
             if key == REQUEST_ID_HEADER:
-                candidate = value.decode("latin-1")
+                candidate = str(value.decode("latin-1"))
                 if _VALID_REQUEST_ID.match(candidate):
                     return candidate
         return uuid.uuid4().hex

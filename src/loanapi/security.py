@@ -85,7 +85,7 @@ class TokenCodec:
             "exp": int((now + self.lifetime).timestamp()),
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return str(jwt.encode(claims, self._key, algorithm=ALGORITHM))
 
     def read(self, token: str) -> TokenClaims:
         claims = self._verified(token)

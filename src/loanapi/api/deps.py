@@ -53,15 +53,18 @@ WriteSessionDep = Annotated[WriteSession, Depends(write_session, scope="function
 
 
 async def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def _hasher(request: Request) -> Hasher:
-    return request.app.state.hasher
+    hasher: Hasher = request.app.state.hasher
+    return hasher
 
 
 async def _codec(request: Request) -> TokenCodec:
-    return request.app.state.codec
+    codec: TokenCodec = request.app.state.codec
+    return codec
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -77,8 +80,9 @@ BearerToken = Annotated[str | None, Depends(bearer)]
 async def current_user(request: Request, session: ReadSessionDep, token: BearerToken) -> Caller:
     # Loaded once per request: the role gates call this directly (not as a dependency, which
     # FastAPI would have cached), and other dependencies (Idempotency-Key) ask for it too.
-    if (caller := getattr(request.state, "caller", None)) is not None:
-        return caller
+    cached: Caller | None = getattr(request.state, "caller", None)
+    if cached is not None:
+        return cached
     if not token:
         raise Unauthorized("Not authenticated")
     caller = await users.user_from_token(session, token=token, codec=request.app.state.codec)

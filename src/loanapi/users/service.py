@@ -260,7 +260,7 @@ async def oldest_rows(
     """At most `limit` users, oldest first, as the given columns."""
     query = _users_where(select(*columns), roles, statuses, exclude_id)
     query = oldest_first(query, User.created_at, User.id)
-    return (await session.execute(query, {"limit": limit})).mappings().all()
+    return list((await session.execute(query, {"limit": limit})).mappings().all())
 
 
 # --- account decisions ------------------------------------------------------------------------

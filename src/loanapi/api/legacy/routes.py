@@ -5,7 +5,7 @@ onto one service call, and maps the result, or the service's error, onto the ori
 words and status codes (LEGACY.md). The rules live in the services and the state machine.
 """
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any
 
@@ -76,16 +76,20 @@ DATED_LIST: dict[int | str, dict[str, Any]] = {
     }
 }
 
+Endpoint = Callable[..., Coroutine[Any, Any, Response]]
+
 router = APIRouter(
     tags=["legacy"], deprecated=True, route_class=LegacyRoute, responses=errors(401, 422)
 )
 
 
-def both(path: str, *, documented: str, operation_id: str, **kwargs: Any) -> Any:
+def both(
+    path: str, *, documented: str, operation_id: str, **kwargs: Any
+) -> Callable[[Endpoint], Endpoint]:
     """GET and POST on one path (the original accepted both); the second gets its own id."""
     other = "POST" if documented == "GET" else "GET"
 
-    def register(endpoint: Any) -> Any:
+    def register(endpoint: Endpoint) -> Endpoint:
         for method, name in (
             (documented, operation_id),
             (other, f"{operation_id}_{other.lower()}"),
