@@ -1,7 +1,7 @@
 """Crash safety: SIGKILL the server in the middle of a write load, restart it, and prove that
 every change acknowledged with a 2xx survived and that the history is still whole.
 
-A 2xx is only sent after the request's transaction committed (see `SessionDep`), and a loan
+A 2xx is only sent after the request's transaction committed (see `WriteSessionDep`), and a loan
 change and its event commit together, so after any crash: every acknowledged loan and edit
 exists, every loan has its `created` event, and each loan's event versions are exactly
 1..loans.version.
