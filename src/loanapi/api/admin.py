@@ -16,8 +16,8 @@ from loanapi.api.deps import (
     V1,
     AdminUser,
     IfMatch,
-    LoanFiltersDep,
     LoanId,
+    LoanListDep,
     PageDep,
     ReadSessionDep,
     UserId,
@@ -185,10 +185,9 @@ async def agent_loan_requests(
     operation_id="admin_list_loans",
     summary="All loans, filtered, newest first",
 )
-async def list_loans(
-    admin: AdminUser, session: ReadSessionDep, page: PageDep, filters: LoanFiltersDep
-) -> Response:
-    return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
+async def list_loans(admin: AdminUser, session: ReadSessionDep, query: LoanListDep) -> Response:
+    found = await loans.list_loans(session, filters=query.filters, page=query.page)
+    return loan_page(found, query.page)
 
 
 @router.get(

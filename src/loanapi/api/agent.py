@@ -9,8 +9,8 @@ from loanapi.api.deps import (
     V1,
     AgentUser,
     IfMatch,
-    LoanFiltersDep,
     LoanId,
+    LoanListDep,
     PageDep,
     ReadSessionDep,
     WriteSessionDep,
@@ -49,10 +49,9 @@ async def list_customers(agent: AgentUser, session: ReadSessionDep, page: PageDe
     operation_id="agent_list_loans",
     summary="All loans, filtered, newest first",
 )
-async def list_loans(
-    agent: AgentUser, session: ReadSessionDep, page: PageDep, filters: LoanFiltersDep
-) -> Response:
-    return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
+async def list_loans(agent: AgentUser, session: ReadSessionDep, query: LoanListDep) -> Response:
+    found = await loans.list_loans(session, filters=query.filters, page=query.page)
+    return loan_page(found, query.page)
 
 
 @router.get(

@@ -1,11 +1,13 @@
 """Typed dependencies: the sessions, the caller, and the role gates."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
+from pydantic import BaseModel, Field
 
 from loanapi.clock import day_end, day_start
 from loanapi.config import Settings
@@ -165,29 +167,48 @@ def _bound(value: str | None, name: str, *, upper: bool) -> datetime | None:
         ) from None
 
 
-DateQuery = Annotated[
+DateText = Annotated[
     str | None,
-    Query(max_length=40, description="YYYY-MM-DD (the whole UTC day) or an ISO 8601 timestamp"),
+    Field(max_length=40, description="YYYY-MM-DD (the whole UTC day) or an ISO 8601 timestamp"),
+]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Items per page")]
+Cursor = Annotated[
+    str | None, Field(max_length=200, description="`next_cursor` of the previous page")
 ]
 
 
-async def loan_filters(
-    status: Annotated[LoanStatus | None, Query()] = None,
-    loan_type: Annotated[LoanType | None, Query()] = None,
-    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    created_from: DateQuery = None,
-    created_to: DateQuery = None,
-    updated_from: DateQuery = None,
-    updated_to: DateQuery = None,
-) -> LoanFilters:
+class LoanListQuery(BaseModel):
+    """The query of the agent's and admin's loan lists: filters (AND) and the page.
+
+    One model, validated at once: FastAPI handles each separately declared query parameter on
+    its own, which costs a list about 70 us more."""
+
+    status: LoanStatus | None = None
+    loan_type: LoanType | None = None
+    customer_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None
+    created_from: DateText = None
+    created_to: DateText = None
+    updated_from: DateText = None
+    updated_to: DateText = None
+    limit: Limit = DEFAULT_LIMIT
+    cursor: Cursor = None
+
+
+@dataclass(frozen=True)
+class LoanList:
+    filters: LoanFilters
+    page: PageParams
+
+
+async def loan_list(query: Annotated[LoanListQuery, Query()]) -> LoanList:
     filters = LoanFilters(
-        status=status,
-        loan_type=loan_type,
-        customer_id=customer_id,
-        created_from=_bound(created_from, "created_from", upper=False),
-        created_before=_bound(created_to, "created_to", upper=True),
-        updated_from=_bound(updated_from, "updated_from", upper=False),
-        updated_before=_bound(updated_to, "updated_to", upper=True),
+        status=query.status,
+        loan_type=query.loan_type,
+        customer_id=query.customer_id,
+        created_from=_bound(query.created_from, "created_from", upper=False),
+        created_before=_bound(query.created_to, "created_to", upper=True),
+        updated_from=_bound(query.updated_from, "updated_from", upper=False),
+        updated_before=_bound(query.updated_to, "updated_to", upper=True),
     )
     for start, end, name in (
         (filters.created_from, filters.created_before, "created_to"),
@@ -197,19 +218,21 @@ async def loan_filters(
             raise Unprocessable.field(
                 ("query", name), "must not be before the start", "value_error"
             )
-    return filters
+    return LoanList(filters, page_of(query.limit, query.cursor))
 
 
-LoanFiltersDep = Annotated[LoanFilters, Depends(loan_filters)]
+LoanListDep = Annotated[LoanList, Depends(loan_list)]
+
+
+def page_of(limit: int, cursor: str | None) -> PageParams:
+    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
 
 
 async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
-    ] = None,
+    limit: Annotated[Limit, Query()] = DEFAULT_LIMIT,
+    cursor: Annotated[Cursor, Query()] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+    return page_of(limit, cursor)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
