@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "loanapi.loans.service",
             "loanapi.loans.workflow",
             "loanapi.loans.pricing",
+            "loanapi.loans.ledger",
             "loanapi.users.service",
             "loanapi.idempotency",
             "loanapi.throttle",

@@ -1,10 +1,19 @@
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loanapi.loans.pricing import CENT, Schedule, emi, price, schedule, to_cents
+from loanapi.loans.pricing import (
+    CENT,
+    Schedule,
+    emi,
+    month_interest,
+    price,
+    schedule,
+    to_cents,
+)
 
 TABLE = [
     ("10000", "6.90", 12, "864.81", "864.76", "10377.67"),
@@ -108,3 +117,38 @@ def test_thirty_year_schedule_closes_at_zero() -> None:
     assert len(plan.rows) == 360
     assert plan.rows[-1].balance == Decimal("0.00")
     assert sum((row.principal for row in plan.rows), Decimal(0)) == Decimal("250000.00")
+
+
+def exact_half_up_cents(value: Fraction) -> Decimal:
+    """Half-up to cents from an exact rational, with no decimal context involved."""
+    cents = value * 100
+    whole = cents.numerator // cents.denominator
+    if cents - whole >= Fraction(1, 2):
+        whole += 1
+    return Decimal(whole).scaleb(-2).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def test_a_half_cent_of_interest_rounds_up() -> None:
+    # 2,100.00 * 12.34 / 1200 = 21.595 exactly; dividing the rate first gave 21.5949... -> 21.59.
+    assert month_interest(Decimal("2100.00"), Decimal("12.34")) == Decimal("21.60")
+
+    plan = schedule(Decimal("2100.00"), Decimal("12.34"), 12)
+    assert plan.rows[0].interest == Decimal("21.60")
+    assert plan.rows[0].principal == plan.emi - Decimal("21.60")
+
+    # One month: the only row pays the balance plus that interest, so the totals carry the tie.
+    terms = price(Decimal("2100.00"), Decimal("12.34"), 1)
+    assert terms.total_payable == Decimal("2121.60")
+    assert terms.total_interest == Decimal("21.60")
+    assert schedule(Decimal("2100.00"), Decimal("12.34"), 1).total_payable == Decimal("2121.60")
+
+
+@settings(max_examples=300, deadline=None)
+@given(principal=principals, rate=rates, tenure=st.integers(min_value=1, max_value=60))
+def test_every_row_interest_is_the_exact_product_over_1200(
+    principal: Decimal, rate: Decimal, tenure: int
+) -> None:
+    balance = principal
+    for row in schedule(principal, rate, tenure).rows:
+        assert row.interest == exact_half_up_cents(Fraction(balance) * Fraction(rate) / 1200)
+        balance = row.balance

@@ -17,6 +17,8 @@ _EXACT = Context(prec=PRECISION)
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+# A yearly percentage becomes a monthly fraction by dividing by 12 * 100.
+_MONTHS_PER_YEAR_PERCENT = Decimal(1200)
 
 
 def to_cents(value: Decimal) -> Decimal:
@@ -68,7 +70,7 @@ def _validate(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> N
 def monthly_rate(annual_rate: Decimal) -> Decimal:
     """Convert a yearly percentage into the per-month fraction the formulas work with."""
     with localcontext(_EXACT):
-        return annual_rate / Decimal(1200)
+        return annual_rate / _MONTHS_PER_YEAR_PERCENT
 
 
 def emi(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Decimal:
@@ -85,13 +87,27 @@ def emi(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Decimal
 Month = tuple[int, Decimal, Decimal, Decimal, Decimal]  # an Installment's fields, in order
 
 
+def month_interest(balance: Decimal, annual_rate: Decimal) -> Decimal:
+    """A month's interest on a balance, the one rounding rule every module uses.
+
+    The product is taken before the division (`balance * annual_rate / 1200`) so an exact half
+    cent stays exact and rounds up: 2,100.00 at 12.34% is 21.595 -> 21.60. Multiplying by a
+    pre-divided monthly rate (0.010283...) would leave 21.5949... and round it down to 21.59.
+    """
+    # Explicit context calls, not `with localcontext()`: this runs once per schedule row. The
+    # product is exact; the quotient's expansion ends in a repeating 3 or 6 (1200 = 2^4 * 3 * 5^2),
+    # so rounding it to 40 digits can never manufacture or destroy a half-cent tie.
+    exact = _EXACT.divide(_EXACT.multiply(balance, annual_rate), _MONTHS_PER_YEAR_PERCENT)
+    return to_cents(exact)
+
+
 def _amortise(
-    principal: Decimal, rate: Decimal, instalment: Decimal, tenure_months: int
+    principal: Decimal, annual_rate: Decimal, instalment: Decimal, tenure_months: int
 ) -> Iterator[Month]:
     """Amortise month by month; the last month absorbs rounding so the balance ends at zero."""
     balance = to_cents(principal)
     for number in range(1, tenure_months + 1):
-        interest = to_cents(balance * rate)
+        interest = month_interest(balance, annual_rate)
         # Sums and differences of whole cents are whole cents: no rounding needed.
         if number < tenure_months:
             principal_part = instalment - interest
@@ -114,7 +130,7 @@ def schedule(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Sc
     """Full plan, so callers can show borrowers exactly where each payment goes."""
     instalment = emi(principal, annual_rate, tenure_months)
     with localcontext(_EXACT):
-        months = _amortise(principal, monthly_rate(annual_rate), instalment, tenure_months)
+        months = _amortise(principal, annual_rate, instalment, tenure_months)
         rows = tuple(Installment(*month) for month in months)
     return Schedule(instalment, *_totals(principal, (row.payment for row in rows)), rows)
 
@@ -124,5 +140,5 @@ def price(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Terms
     months are walked, not kept: pricing runs on every application and edit)."""
     instalment = emi(principal, annual_rate, tenure_months)
     with localcontext(_EXACT):
-        months = _amortise(principal, monthly_rate(annual_rate), instalment, tenure_months)
+        months = _amortise(principal, annual_rate, instalment, tenure_months)
         return Terms(instalment, *_totals(principal, (month[1] for month in months)))
