@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.codec = token_codec(settings)
 
     install_error_handlers(app)
-    openapi.install(app)
+    openapi.install(app, legacy.BODY_MODELS)
     app.add_exception_handler(Replay, replay_response)
     # Matched in this order, one route after another: the loan routers first (most traffic).
     for module in (customer, agent, admin, auth, products, health):

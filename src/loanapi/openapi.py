@@ -1,9 +1,10 @@
 """The OpenAPI document, tidied once: every error of /api/v1 is documented as problem+json."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from loanapi.errors import PROBLEM_JSON
 
@@ -36,12 +37,19 @@ def tidy(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install(app: FastAPI) -> None:
+REF = "#/components/schemas/{model}"
+
+
+def install(app: FastAPI, models: Sequence[type[BaseModel]] = ()) -> None:
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = tidy(generate())
+            schema = tidy(generate())
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:  # bodies read by a dependency: FastAPI does not see them
+                components.setdefault(model.__name__, model.model_json_schema(ref_template=REF))
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

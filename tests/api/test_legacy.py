@@ -360,3 +360,24 @@ async def test_bad_legacy_input_changes_nothing(client, customer):
     missing = await client.get("/view_loan_history/12345", headers=token)
     assert missing.status_code == 404
     assert set(missing.json()) == {"Message"}
+
+
+async def test_the_token_and_the_role_come_before_the_body(client, customer, agent):
+    """As the original: a missing token or a refused role answers before a body is looked at,
+    even a body that is not JSON at all."""
+    garbage = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
+    no_token = await client.post("/new_loan", **garbage)
+    assert no_token.status_code == 401
+    assert no_token.json() == {"message": "Token is missing!"}
+    token = await legacy_login(client, agent.username)
+    refused = await client.post(
+        "/new_loan", content=b"{not json", headers={**token, "Content-Type": "application/json"}
+    )
+    assert refused.status_code == 401
+    assert refused.json() == {"Message": "Unauthorised Access"}
+    mine = await legacy_login(client, customer.username)
+    bad = await client.post(
+        "/new_loan", content=b"{not json", headers={**mine, "Content-Type": "application/json"}
+    )
+    assert bad.status_code == 422
+    assert set(bad.json()) == {"Message"}

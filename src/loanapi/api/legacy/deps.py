@@ -1,13 +1,15 @@
 """Who calls: the original's token header, and its refusals of a role (401 with its words)."""
 
+import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBasic
+from pydantic import BaseModel, ValidationError
 
 from loanapi.api.deps import ReadSessionDep, bearer, current_user
-from loanapi.api.legacy.errors import LegacyError
+from loanapi.api.legacy.errors import LegacyError, first_problem
 from loanapi.users.models import Role
 from loanapi.users.records import Caller
 
@@ -58,3 +60,35 @@ Filterer = Annotated[
     Caller, Depends(allowed(Role.agent, Role.admin, refusal=NOT_AUTHORISED_FILTER))
 ]
 Admin = Annotated[Caller, Depends(allowed(Role.admin, refusal=ADMIN_ONLY))]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def body_of(model: type[M]) -> Callable[[Request], Awaitable[M | None]]:
+    """The request body as `model`, read after the caller's checks, as the original did: a
+    missing token or a refused role answers before anything about the body. None when there
+    is no body (the endpoint answers with the original's words for that)."""
+
+    async def read_body(request: Request) -> M | None:
+        raw = await request.body()
+        if not raw.strip():
+            return None
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
+            raise LegacyError(422, "The request body could not be parsed as JSON") from None
+        if data is None:
+            return None
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise LegacyError(422, first_problem(exc.errors())) from None
+
+    return read_body
+
+
+def documented_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` describing the body that `body_of` reads (FastAPI does not see it)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}  # added by openapi.install
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}

@@ -1,6 +1,6 @@
 """The original's answers: its JSON (keys sorted, as Flask sent them), its refusals, its words."""
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import orjson
@@ -63,8 +63,8 @@ def translate(exc: ApiError) -> LegacyError:
     return LegacyError(status, exc.detail or exc.title, headers=exc.headers)
 
 
-def _first_problem(exc: RequestValidationError) -> str:
-    errors = exc.errors()
+def first_problem(errors: Sequence[Any]) -> str:
+    """The first validation error in the original's one-line style (`field: message`)."""
     if not errors:
         return "Invalid request"
     where = ".".join(str(part) for part in errors[0].get("loc", ()) if part != "body")
@@ -83,7 +83,7 @@ class LegacyRoute(APIRoute):
             except LegacyError as exc:
                 return exc.response()
             except RequestValidationError as exc:
-                return LegacyError(422, _first_problem(exc)).response()
+                return LegacyError(422, first_problem(exc.errors())).response()
             except HTTPException as exc:  # unparsable body, malformed Basic header, 413
                 if exc.status_code == 401:
                     return login_refusal("Could not verify")

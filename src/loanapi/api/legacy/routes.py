@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBasicCredentials
 from starlette.responses import Response, StreamingResponse
 
@@ -33,6 +33,8 @@ from loanapi.api.legacy.deps import (
     RequestingAgent,
     Staff,
     basic,
+    body_of,
+    documented_body,
 )
 from loanapi.api.legacy.errors import LegacyError, LegacyJSON, LegacyRoute, login_refusal
 from loanapi.api.legacy.schemas import (
@@ -278,11 +280,12 @@ async def approve_agent(agent_id: UserId, caller: Admin, session: WriteSessionDe
     response_model=LoanWithData,
     operation_id="legacy_new_loan",
     summary="Apply for a loan (original shape)",
+    openapi_extra=documented_body(LegacyLoanCreate),
 )
 async def new_loan(
     caller: Customer,
     session: WriteSessionDep,
-    data: Annotated[LegacyLoanCreate | None, Body()] = None,
+    data: Annotated[LegacyLoanCreate | None, Depends(body_of(LegacyLoanCreate))],
 ) -> Response:
     if data is None:
         raise LegacyError(401, "Data should be passed for loan", key="message")
@@ -328,12 +331,13 @@ async def get_loans(
     operation_id="legacy_edit_loan",
     summary="Change a loan's amount, duration or type",
     responses=errors(404, 409),
+    openapi_extra=documented_body(LegacyLoanEdit),
 )
 async def edit_loan(
     loan_id: LoanId,
     caller: Agent,
     session: WriteSessionDep,
-    data: Annotated[LegacyLoanEdit | None, Body()] = None,
+    data: Annotated[LegacyLoanEdit | None, Depends(body_of(LegacyLoanEdit))],
 ) -> Response:
     # No body: the loan's own refusals first (404, 409), through an edit that changes nothing.
     update = data.update() if data is not None else LoanUpdate()
