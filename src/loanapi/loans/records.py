@@ -5,19 +5,19 @@ response bodies are built from these in `loanapi.api`; a loan's money fields car
 two-place format, so a record is serialized as the `LoanRead` body without validating it again.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any
 
 from loanapi.loans.models import EventAction, LoanStatus, LoanType
 from loanapi.loans.schemas import MoneyOut
+from loanapi.records import Record
 from loanapi.users.models import Role
 
 
 @dataclass(frozen=True, slots=True)
-class LoanRecord:
+class LoanRecord(Record):
     id: int
     customer_id: int
     agent_id: int | None
@@ -33,13 +33,9 @@ class LoanRecord:
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, row: Mapping[Any, Any]) -> Self:
-        return cls(**row)
-
 
 @dataclass(frozen=True, slots=True)
-class LoanEventRecord:
+class LoanEventRecord(Record):
     id: int
     loan_id: int
     version: int
@@ -51,13 +47,9 @@ class LoanEventRecord:
     snapshot: dict[str, Any]
     reason: str | None
 
-    @classmethod
-    def of(cls, row: Mapping[Any, Any]) -> Self:
-        return cls(**row)
-
 
 @dataclass(frozen=True, slots=True)
-class ProductRecord:
+class ProductRecord(Record):
     loan_type: LoanType
     annual_rate: Decimal
     min_principal: Decimal
@@ -65,7 +57,3 @@ class ProductRecord:
     min_tenure_months: int
     max_tenure_months: int
     updated_at: datetime
-
-    @classmethod
-    def of(cls, row: Mapping[Any, Any]) -> Self:
-        return cls(**row)

@@ -1,15 +1,15 @@
 """What the user services return: one frozen, typed record per user (never a password hash)."""
 
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
+from loanapi.records import Record
 from loanapi.users.models import Role, User, UserStatus
 
 
 @dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(Record):
     id: int
     public_id: str
     username: str
@@ -22,12 +22,8 @@ class UserRecord:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Mapping[Any, Any]) -> Self:
-        return cls(**row)
-
-    @classmethod
     def of_entity(cls, user: User) -> Self:
-        return cls(**{name: getattr(user, name) for name in FIELDS})
+        return cls.of({name: getattr(user, name) for name in FIELDS})
 
 
 FIELDS = tuple(field.name for field in fields(UserRecord))

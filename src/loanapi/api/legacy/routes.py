@@ -60,6 +60,7 @@ from loanapi.loans.workflow import Action, LoanStateConflict
 from loanapi.users import service as users
 from loanapi.users.models import Role, UserStatus
 
+Rows = Sequence[Mapping[str, Any]]
 # The original returned whole tables; a list here holds at most the oldest this many rows.
 MAX_ROWS = 10_000
 STREAM_FROM = 1_000  # a list of at least this many rows is encoded and sent in chunks
@@ -128,13 +129,13 @@ async def _chunks(key: str, rows: Sequence[Any]) -> AsyncIterator[bytes]:
     yield b"]}"
 
 
-async def _loans(session: ReadSessionDep, filters: loans.LoanFilters) -> Any:
+async def _loans(session: ReadSessionDep, filters: loans.LoanFilters) -> Rows:
     return await loans.oldest_rows(
         session, filters=filters, columns=fields.LOAN_COLUMNS, limit=MAX_ROWS
     )
 
 
-async def _users(session: ReadSessionDep, **filters: Any) -> Any:
+async def _users(session: ReadSessionDep, **filters: Any) -> Rows:
     return await users.oldest_rows(session, columns=fields.USER_COLUMNS, limit=MAX_ROWS, **filters)
 
 
