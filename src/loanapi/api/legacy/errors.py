@@ -54,9 +54,15 @@ def translate(exc: ApiError) -> LegacyError:
     """A service error in the original's words; status codes follow /api/v1."""
     if isinstance(exc, InvalidTokenError):
         return LegacyError(401, "Token is invalid!", key="message")
-    if isinstance(exc, LoanStateConflict) and exc.loan_status is LoanStatus.approved:
-        if exc.action in (Action.edit, Action.rollback):
+    if isinstance(exc, LoanStateConflict):
+        if exc.loan_status is LoanStatus.approved and exc.action in (Action.edit, Action.rollback):
             return LegacyError(409, IMMUTABLE)
+        if exc.action is Action.approve:
+            return LegacyError(
+                409,
+                f"This Loan cannot be approved: it is {exc.loan_status.value}. "
+                "Only a loan requested by an agent can be approved.",
+            )
     if isinstance(exc, TooManyRequests):
         return LegacyError(429, exc.detail or "Too many attempts", headers=exc.headers)
     status = 401 if exc.status == 403 else exc.status  # the original refused with 401

@@ -478,16 +478,9 @@ async def filter_by_update_date(
     responses=errors(404, 409),
 )
 async def approve_loan(loan_id: LoanId, caller: Admin, session: WriteSessionDep) -> Response:
-    try:
-        await loans.decide(
-            session, loan_id=loan_id, actor=caller, action=Action.approve, expected_version=None
-        )
-    except LoanStateConflict as exc:
-        raise LegacyError(
-            409,
-            f"This Loan cannot be approved: it is {exc.loan_status.value}. "
-            "Only a loan requested by an agent can be approved.",
-        ) from None
+    await loans.decide(
+        session, loan_id=loan_id, actor=caller, action=Action.approve, expected_version=None
+    )
     return message("The Loan has been successfully approved!!")
 
 
