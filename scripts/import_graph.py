@@ -32,9 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "services",
         (
             "loanapi.loans.service",
+            "loanapi.loans.servicing",
             "loanapi.loans.workflow",
-            "loanapi.loans.pricing",
-            "loanapi.loans.ledger",
             "loanapi.users.service",
             "loanapi.idempotency",
             "loanapi.throttle",
@@ -51,6 +50,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "loanapi.orm",
             "loanapi.clock",
+            # Pure money maths (no I/O): the models use its enums, the services its rules.
+            "loanapi.loans.pricing",
+            "loanapi.loans.ledger",
             "loanapi.config",
             "loanapi.errors",
             "loanapi.pagination",

@@ -18,6 +18,25 @@ LOAN_KEYS = {
     "version",
     "created_at",
     "updated_at",
+    # servicing: null until the loan is disbursed
+    "disbursed_on",
+    "first_due_on",
+    "closed_on",
+    "late_fee",
+    "grace_days",
+    "principal_outstanding",
+    "interest_outstanding",
+    "penalty_outstanding",
+    "arrears",
+    "dpd",
+    "bucket",
+    "cob_date",
+    "next_due_on",
+    "next_due_amount",
+    "written_off_on",
+    "written_off_principal",
+    "written_off_interest",
+    "written_off_penalty",
 }
 
 

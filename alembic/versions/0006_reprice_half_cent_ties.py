@@ -13,6 +13,7 @@ this corrects arithmetic, it is not a change of terms. The downgrade leaves the 
 are (the old rounding is gone from the code).
 """
 
+import functools
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -41,9 +42,14 @@ loans = sa.table(
 NOT_DISBURSED = ("new", "requested", "rejected", "approved")
 
 
+# A book repeats the same terms often (on the benchmark's 1M loans, 1,279 combinations): each is
+# priced once, which takes the migration there from 158 s to a few seconds.
+_price = functools.lru_cache(maxsize=100_000)(pricing.price)
+
+
 def _changed(rows: Sequence[Any]) -> Iterator[dict[str, Any]]:
     for row in rows:
-        terms = pricing.price(Decimal(row.principal), Decimal(row.annual_rate), row.tenure_months)
+        terms = _price(Decimal(row.principal), Decimal(row.annual_rate), row.tenure_months)
         new = {"emi": terms.emi, "total_payable": terms.total_payable}
         new["total_interest"] = terms.total_interest
         if any(Decimal(getattr(row, name)) != new[name] for name in PRICED):

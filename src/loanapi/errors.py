@@ -111,15 +111,19 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` entry documenting problem bodies for the given statuses."""
+def problem_responses(
+    *statuses: int, notes: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry documenting problem bodies for the given statuses; `notes` says
+    when a status happens on this route."""
+    notes = notes or {}
     return {
         status: {
             "model": Problem,
-            "description": HTTPStatus(status).phrase,
+            "description": notes.get(status, HTTPStatus(status).phrase),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for status in statuses
+        for status in (*statuses, *(n for n in notes if n not in statuses))
     }
 
 

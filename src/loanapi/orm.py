@@ -80,7 +80,7 @@ class Money(TypeDecorator[Decimal]):
         return None if value is None else Decimal(value).quantize(self._quantum)
 
 
-def checked_enum(cls: type[enum.StrEnum], name: str) -> Enum:
+def checked_enum(cls: type[enum.StrEnum], name: str, length: int = 16) -> Enum:
     """A VARCHAR with a CHECK, not a native PostgreSQL enum: the same text on both engines,
     and a new value is a plain migration."""
     return Enum(
@@ -88,7 +88,7 @@ def checked_enum(cls: type[enum.StrEnum], name: str) -> Enum:
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=16,
+        length=length,
         values_callable=lambda members: [member.value for member in members],
     )
 

@@ -13,6 +13,8 @@ DEFAULT_BOUNDS = {
     "max_principal": "10000000.00",
     "min_tenure_months": 1,
     "max_tenure_months": 360,
+    "late_fee": "0.00",
+    "grace_days": 5,
 }
 
 
@@ -406,6 +408,8 @@ async def test_update_product(client, admin):
             "max_principal": 500000,
             "min_tenure_months": 3,
             "max_tenure_months": 120,
+            "late_fee": "25",
+            "grace_days": 3,
         },
         headers=admin.headers,
     )
@@ -417,6 +421,8 @@ async def test_update_product(client, admin):
         "max_principal": "500000.00",
         "min_tenure_months": 3,
         "max_tenure_months": 120,
+        "late_fee": "25.00",
+        "grace_days": 3,
     }
     assert response.json() == expected
     listed = await products(client)

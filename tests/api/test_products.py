@@ -8,6 +8,8 @@ PRODUCT_KEYS = {
     "max_principal",
     "min_tenure_months",
     "max_tenure_months",
+    "late_fee",
+    "grace_days",
 }
 DEFAULT_RATES = {
     "home_loan": "6.90",
@@ -34,6 +36,8 @@ async def test_anonymous_caller_gets_the_four_default_products(client):
             "max_principal": "10000000.00",
             "min_tenure_months": 1,
             "max_tenure_months": 360,
+            "late_fee": "0.00",
+            "grace_days": 5,
         }
 
 
@@ -71,6 +75,8 @@ async def test_product_list_reflects_an_admin_change(client, admin):
             "max_principal": "250000",
             "min_tenure_months": 6,
             "max_tenure_months": 84,
+            "late_fee": "0.00",
+            "grace_days": 5,
         },
         headers=admin.headers,
     )
@@ -85,6 +91,8 @@ async def test_product_list_reflects_an_admin_change(client, admin):
         "max_principal": "250000.00",
         "min_tenure_months": 6,
         "max_tenure_months": 84,
+        "late_fee": "0.00",
+        "grace_days": 5,
     }
     assert by_type["home_loan"]["annual_rate"] == "6.90"
     assert by_type["personal_loan"]["annual_rate"] == "10.75"

@@ -27,6 +27,12 @@ EXPECTED = {
     (S.requested, Action.reject): (S.rejected, {R.admin}),
     (S.new, Action.withdraw): (S.withdrawn, {R.customer}),
     (S.requested, Action.withdraw): (S.withdrawn, {R.customer}),
+    # SERVICING.md
+    (S.approved, Action.disburse): (S.active, {R.admin}),
+    (S.active, Action.repay): (S.active, {R.agent, R.admin}),
+    (S.active, Action.reverse): (S.active, {R.admin}),
+    (S.closed, Action.reverse): (S.active, {R.admin}),
+    (S.active, Action.write_off): (S.written_off, {R.admin}),
 }
 
 
@@ -54,7 +60,7 @@ def test_a_requested_loan_changes_only_by_its_agent():
 
 
 def test_final_states_allow_nothing():
-    for status in (S.approved, S.withdrawn):
+    for status in (S.withdrawn, S.written_off):
         assert not [key for key in TRANSITIONS if key[0] is status]
 
 
@@ -76,6 +82,9 @@ async def _loan_in(client, status, customer, agent, admin):
         S.approved: [("agent", "request"), ("admin", "approve")],
         S.rejected: [("admin", "reject")],
         S.withdrawn: [("customer", "withdraw")],
+        S.active: [("agent", "request"), ("admin", "approve"), ("admin", "disburse")],
+        S.closed: [("agent", "request"), ("admin", "approve"), ("admin", "disburse")],
+        S.written_off: [("agent", "request"), ("admin", "approve"), ("admin", "disburse")],
     }[status]
     callers = {"agent": agent, "admin": admin, "customer": customer}
     prefixes = {"agent": "agent", "admin": "admin", "customer": "customer"}
@@ -84,7 +93,33 @@ async def _loan_in(client, status, customer, agent, admin):
             f"/api/v1/{prefixes[who]}/loans/{loan_id}/{verb}", headers=callers[who].headers
         )
         assert done.status_code == 200, done.text
+    if status in (S.active, S.closed, S.written_off):
+        await _repay(client, loan_id, agent, "100.00")
+    if status is S.closed:
+        payoff = await client.get(f"/api/v1/agent/loans/{loan_id}/payoff", headers=agent.headers)
+        await _repay(client, loan_id, agent, payoff.json()["total"])
+    if status is S.written_off:
+        written_off = await client.post(
+            f"/api/v1/admin/loans/{loan_id}/write-off",
+            json={"reason": "uncollectable"},
+            headers=admin.headers,
+        )
+        assert written_off.status_code == 200, written_off.text
     return loan_id
+
+
+async def _repay(client, loan_id, agent, amount):
+    paid = await client.post(
+        f"/api/v1/agent/loans/{loan_id}/repayments", json={"amount": amount}, headers=agent.headers
+    )
+    assert paid.status_code == 201, paid.text
+    return paid.json()
+
+
+async def _last_repayment(client, loan_id, admin):
+    found = await client.get(f"/api/v1/admin/repayments?loan_id={loan_id}", headers=admin.headers)
+    items = found.json()["items"]
+    return items[0]["id"] if items else 1
 
 
 async def _act(client, action, loan_id, customer, agent, admin):
@@ -96,7 +131,27 @@ async def _act(client, action, loan_id, customer, agent, admin):
         return await client.post(
             f"/api/v1/agent/loans/{loan_id}/rollback", json={"version": 1}, headers=agent.headers
         )
+    if action is Action.repay:
+        return await client.post(
+            f"/api/v1/agent/loans/{loan_id}/repayments",
+            json={"amount": "10.00"},
+            headers=agent.headers,
+        )
+    if action is Action.reverse:
+        repayment_id = await _last_repayment(client, loan_id, admin)
+        return await client.post(
+            f"/api/v1/admin/loans/{loan_id}/repayments/{repayment_id}/reverse",
+            json={"reason": "bounced"},
+            headers=admin.headers,
+        )
+    if action is Action.write_off:
+        return await client.post(
+            f"/api/v1/admin/loans/{loan_id}/write-off",
+            json={"reason": "uncollectable"},
+            headers=admin.headers,
+        )
     who = {
+        Action.disburse: ("admin", admin),
         Action.request: ("agent", agent),
         Action.approve: ("admin", admin),
         Action.reject: ("admin", admin),
@@ -115,10 +170,15 @@ async def test_every_status_and_action_through_the_api(client, customer, agent, 
         expected = TRANSITIONS.get((status, action))
         case = f"{status.value} --{action.value}-->"
         if expected is not None:
-            assert response.status_code == 200, f"{case} {response.text}"
-            body = response.json()
+            assert response.status_code in (200, 201), f"{case} {response.text}"
+            after = await client.get(f"/api/v1/admin/loans/{loan_id}", headers=admin.headers)
+            body = after.json()
             assert body["status"] == expected.to.value, case
-            assert body["version"] == before["version"] + 1, case
+            # A reversal that reopens a closed loan is two versions: repayment_reversed, reopened.
+            steps = 2 if (status, action) == (S.closed, Action.reverse) else 1
+            assert body["version"] == before["version"] + steps, case
+        elif action is Action.reverse and status not in (S.active, S.closed, S.written_off):
+            assert response.status_code == 404, f"{case} {response.text}"  # no repayment
         elif (status, action) == (S.requested, Action.request):
             # The same agent asking again: a no-op, not an error.
             assert response.status_code == 200, case

@@ -64,6 +64,8 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("GET", "/api/v1/customer/loans/{loan_id}/history"): r(401, 200, 404, 401, 403, 403),
     ("POST", "/api/v1/customer/loans/{loan_id}/withdraw"): r(401, 200, 404, 401, 403, 403),
     ("GET", "/api/v1/customer/loans/{loan_id}/schedule"): r(401, 200, 404, 401, 403, 403),
+    ("GET", "/api/v1/customer/loans/{loan_id}/payoff"): r(401, 200, 404, 401, 403, 403),
+    ("GET", "/api/v1/customer/loans/{loan_id}/statement"): r(401, 200, 404, 401, 403, 403),
     # /api/v1/agent
     ("GET", "/api/v1/agent/customers"): r(401, 403, 403, 401, 200, 403),
     ("GET", "/api/v1/agent/loans"): r(401, 403, 403, 401, 200, 403),
@@ -73,6 +75,9 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("POST", "/api/v1/agent/loans/{loan_id}/rollback"): r(401, 403, 403, 401, 200, 403),
     ("GET", "/api/v1/agent/loans/{loan_id}/history"): r(401, 403, 403, 401, 200, 403),
     ("GET", "/api/v1/agent/requests"): r(401, 403, 403, 401, 200, 403),
+    ("POST", "/api/v1/agent/loans/{loan_id}/repayments"): r(401, 403, 403, 401, 201, 403),
+    ("GET", "/api/v1/agent/loans/{loan_id}/payoff"): r(401, 403, 403, 401, 200, 403),
+    ("GET", "/api/v1/agent/loans/{loan_id}/statement"): r(401, 403, 403, 401, 200, 403),
     # /api/v1/admin
     ("GET", "/api/v1/admin/users"): r(401, 403, 403, 401, 403, 200),
     ("GET", "/api/v1/admin/customers"): r(401, 403, 403, 401, 403, 200),
@@ -89,6 +94,15 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("POST", "/api/v1/admin/loans/{loan_id}/approve"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/loans/{loan_id}/reject"): r(401, 403, 403, 401, 403, 200),
     ("PUT", "/api/v1/admin/loan-products/{loan_type}"): r(401, 403, 403, 401, 403, 200),
+    ("POST", "/api/v1/admin/loans/{loan_id}/disburse"): r(401, 403, 403, 401, 403, 200),
+    ("POST", "/api/v1/admin/loans/{loan_id}/repayments"): r(401, 403, 403, 401, 403, 201),
+    ("POST", "/api/v1/admin/loans/{loan_id}/repayments/{repayment_id}/reverse"): r(
+        401, 403, 403, 401, 403, 200
+    ),
+    ("POST", "/api/v1/admin/loans/{loan_id}/write-off"): r(401, 403, 403, 401, 403, 200),
+    ("GET", "/api/v1/admin/loans/{loan_id}/payoff"): r(401, 403, 403, 401, 403, 200),
+    ("GET", "/api/v1/admin/loans/{loan_id}/statement"): r(401, 403, 403, 401, 403, 200),
+    ("GET", "/api/v1/admin/repayments"): r(401, 403, 403, 401, 403, 200),
     # service probes
     ("GET", "/healthz"): r(200, 200, 200, 200, 200, 200),
     ("GET", "/readyz"): r(200, 200, 200, 200, 200, 200),
@@ -181,6 +195,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/agent/loans/{loan_id}"): {"tenure_months": 24},
     ("POST", "/api/v1/agent/loans/{loan_id}/rollback"): {"version": 1},
     ("POST", "/api/v1/admin/loans/{loan_id}/reject"): {"reason": "authorization matrix"},
+    ("POST", "/api/v1/agent/loans/{loan_id}/repayments"): {"amount": "10.00"},
+    ("POST", "/api/v1/admin/loans/{loan_id}/repayments"): {"amount": "10.00"},
+    ("POST", "/api/v1/admin/loans/{loan_id}/repayments/{repayment_id}/reverse"): {
+        "reason": "authorization matrix"
+    },
+    ("POST", "/api/v1/admin/loans/{loan_id}/write-off"): {"reason": "authorization matrix"},
     # The defaults: setting them again changes nothing for the other cases.
     ("PUT", "/api/v1/admin/loan-products/{loan_type}"): {
         "annual_rate": "6.90",
@@ -196,6 +216,34 @@ QUERIES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/filter-by-create-date"): {"start_date": "2000-01-01", "end_date": "2100-12-31"},
     ("GET", "/filter-by-update-date"): {"start_date": "2000-01-01", "end_date": "2100-12-31"},
 }
+
+
+# Routes of a loan after approval: their loan is approved, disbursed and has one repayment
+# (the disbursement route's loan is only approved).
+DISBURSE = ("POST", "/api/v1/admin/loans/{loan_id}/disburse")
+SERVICED = {
+    key
+    for key in EXPECTED
+    if key[1].startswith("/api/v1")
+    and key[1].split("/")[-1]
+    in {"disburse", "repayments", "reverse", "write-off", "payoff", "statement"}
+}
+
+
+async def serviced(world: "World", loan_id: int, *, disbursed: bool) -> int | None:
+    """Approve the loan and, unless `disbursed` is false, disburse it and repay 10.00 on it."""
+    admin = world.admin.headers
+    approved = await world.client.post(f"/api/v1/admin/loans/{loan_id}/approve", headers=admin)
+    assert approved.status_code == 200, approved.text
+    if not disbursed:
+        return None
+    done = await world.client.post(f"/api/v1/admin/loans/{loan_id}/disburse", headers=admin)
+    assert done.status_code == 200, done.text
+    paid = await world.client.post(
+        f"/api/v1/admin/loans/{loan_id}/repayments", json={"amount": "10.00"}, headers=admin
+    )
+    assert paid.status_code == 201, paid.text
+    return int(paid.json()["id"])
 
 
 @dataclass
@@ -271,6 +319,8 @@ async def prepare(world: World, method: str, template: str, role: str) -> Call:
     if "{loan_id}" in template or key in OWN_LOAN_LISTS:
         loan_id = (await requested_loan(client, world.owner.headers, world.agent.headers))["id"]
         params["loan_id"] = loan_id
+        if key in SERVICED:
+            params["repayment_id"] = await serviced(world, loan_id, disbursed=key != DISBURSE)
     if "{agent_id}" in template:
         if key in PENDING_AGENT_TARGETS:
             params["agent_id"] = (await register_user(client, "agent", world.name("target_a")))[
@@ -399,7 +449,7 @@ async def test_authorization_matrix(client, app, admin, new_customer, new_agent)
         f"{len(failures)} failures"
     )
     print(summary)  # noqa: T201
-    assert checked == len(EXPECTED) * len(ROLES) == 62 * 6
+    assert checked == len(EXPECTED) * len(ROLES) == 74 * 6
     assert not failures, summary + "\n" + "\n".join(failures)
 
 

@@ -1,5 +1,6 @@
 """The admin's views and decisions."""
 
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
@@ -9,6 +10,10 @@ from loanapi.api.common import (
     history_response,
     loan_page,
     loan_response,
+    payoff_response,
+    repayment_page,
+    repayment_response,
+    statement_response,
     user_page,
     user_response,
 )
@@ -20,21 +25,30 @@ from loanapi.api.deps import (
     LoanListDep,
     PageDep,
     ReadSessionDep,
+    RepaymentId,
     UserId,
     WriteSessionDep,
 )
 from loanapi.api.idempotency import IdempotentRoute
-from loanapi.errors import problem_responses
+from loanapi.api.servicing import LOAN_EXAMPLE, PAYOFF, REPAY, STATEMENT, OnDate
+from loanapi.errors import Unprocessable, problem_responses
 from loanapi.loans import service as loans
+from loanapi.loans import servicing
 from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.schemas import (
+    Disbursement,
     LoanHistory,
     LoanProductRead,
     LoanProductUpdate,
     LoanRead,
     LoanReject,
+    PayoffRead,
+    Reason,
+    RepaymentCreate,
+    RepaymentRead,
 )
 from loanapi.loans.workflow import Action
+from loanapi.orm import MAX_ID
 from loanapi.pagination import Page
 from loanapi.users import service as users
 from loanapi.users.models import Role, UserStatus
@@ -271,3 +285,159 @@ async def update_product(
 ) -> LoanProductRead:
     product = await loans.update_product(session, loan_type=loan_type, data=data)
     return LoanProductRead.model_validate(product)
+
+
+@router.post(
+    "/loans/{loan_id}/disburse",
+    response_model=LoanRead,
+    operation_id="admin_disburse_loan",
+    summary="Pay out an approved loan: it becomes active and its installments fall due",
+    description="Installment k is due k months after `disbursed_on`, or, when `first_due_on` "
+    "is given, k - 1 months after it (a day missing in a month is its last day). The loan "
+    "keeps its product's late fee and grace days as they are now. Back-dated disbursement "
+    "(a book being migrated) is allowed.",
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        422,
+        notes={
+            409: "The loan is not approved",
+            422: "disbursed_on after today or before 2000-01-01; first_due_on not after "
+            "disbursed_on or more than two months after it",
+        },
+    )
+    | LOAN_EXAMPLE,
+)
+async def disburse_loan(
+    loan_id: LoanId,
+    admin: AdminUser,
+    session: WriteSessionDep,
+    expected_version: IfMatch,
+    data: Disbursement | None = None,
+) -> Response:
+    loan = await servicing.disburse(
+        session,
+        loan_id=loan_id,
+        actor=admin,
+        data=data or Disbursement(),
+        expected_version=expected_version,
+    )
+    return loan_response(loan)
+
+
+@router.post("/loans/{loan_id}/repayments", operation_id="admin_repay_loan", **REPAY)
+async def repay_loan(
+    loan_id: LoanId,
+    data: RepaymentCreate,
+    admin: AdminUser,
+    session: WriteSessionDep,
+    expected_version: IfMatch,
+) -> Response:
+    repayment = await servicing.repay(
+        session, loan_id=loan_id, actor=admin, data=data, expected_version=expected_version
+    )
+    return repayment_response(repayment, 201)
+
+
+@router.post(
+    "/loans/{loan_id}/repayments/{repayment_id}/reverse",
+    response_model=RepaymentRead,
+    operation_id="admin_reverse_repayment",
+    summary="Reverse a repayment (a bounced payment, a posting error); nothing is deleted",
+    description="The loan is replayed without it; a closed loan that no longer closes becomes "
+    "active again (events `repayment_reversed`, then `reopened`). The repayment keeps the "
+    "allocation it had.",
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        notes={
+            404: "No such loan, or no such repayment of it",
+            409: "Already reversed, or the loan is written off",
+        },
+    ),
+)
+async def reverse_repayment(
+    loan_id: LoanId,
+    repayment_id: RepaymentId,
+    data: Reason,
+    admin: AdminUser,
+    session: WriteSessionDep,
+    expected_version: IfMatch,
+) -> Response:
+    repayment = await servicing.reverse(
+        session,
+        loan_id=loan_id,
+        repayment_id=repayment_id,
+        actor=admin,
+        reason=data.reason,
+        expected_version=expected_version,
+    )
+    return repayment_response(repayment)
+
+
+@router.post(
+    "/loans/{loan_id}/write-off",
+    response_model=LoanRead,
+    operation_id="admin_write_off_loan",
+    summary="Write an active loan off, keeping what was outstanding",
+    responses=problem_responses(404, 409, 412, notes={409: "The loan is not active"}),
+)
+async def write_off_loan(
+    loan_id: LoanId,
+    data: Reason,
+    admin: AdminUser,
+    session: WriteSessionDep,
+    expected_version: IfMatch,
+) -> Response:
+    loan = await servicing.write_off(
+        session,
+        loan_id=loan_id,
+        actor=admin,
+        reason=data.reason,
+        expected_version=expected_version,
+    )
+    return loan_response(loan)
+
+
+@router.get("/loans/{loan_id}/payoff", operation_id="admin_loan_payoff", **PAYOFF)
+async def loan_payoff(
+    loan_id: LoanId, admin: AdminUser, session: ReadSessionDep, on: OnDate = None
+) -> PayoffRead:
+    return payoff_response(await servicing.payoff(session, loan_id=loan_id, on=on))
+
+
+@router.get("/loans/{loan_id}/statement", operation_id="admin_loan_statement", **STATEMENT)
+async def loan_statement(
+    loan_id: LoanId, admin: AdminUser, session: ReadSessionDep, on: OnDate = None
+) -> Response:
+    return statement_response(await servicing.statement(session, loan_id=loan_id, on=on))
+
+
+@router.get(
+    "/repayments",
+    response_model=Page[RepaymentRead],
+    operation_id="admin_list_repayments",
+    summary="Repayments across loans, newest first, for reconciliation",
+    responses=problem_responses(notes={422: "A filter is invalid, or paid_to is before paid_from"}),
+)
+async def list_repayments(
+    admin: AdminUser,
+    session: ReadSessionDep,
+    page: PageDep,
+    loan_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    paid_from: Annotated[date | None, Query(description="paid_on on or after")] = None,
+    paid_to: Annotated[date | None, Query(description="paid_on on or before")] = None,
+    reversed: Annotated[bool | None, Query()] = None,
+) -> Response:
+    if paid_from and paid_to and paid_to < paid_from:
+        raise Unprocessable.field(
+            ("query", "paid_to"), "must not be before paid_from", "value_error"
+        )
+    filters = servicing.RepaymentFilters(
+        loan_id=loan_id, paid_from=paid_from, paid_to=paid_to, reversed=reversed
+    )
+    return repayment_page(
+        await servicing.list_repayments(session, filters=filters, page=page), page
+    )

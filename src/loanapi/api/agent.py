@@ -4,7 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from loanapi.api.common import history_response, loan_page, loan_response, user_page
+from loanapi.api.common import (
+    history_response,
+    loan_page,
+    loan_response,
+    payoff_response,
+    repayment_response,
+    statement_response,
+    user_page,
+)
 from loanapi.api.deps import (
     V1,
     AgentUser,
@@ -16,10 +24,19 @@ from loanapi.api.deps import (
     WriteSessionDep,
 )
 from loanapi.api.idempotency import IdempotentRoute
+from loanapi.api.servicing import PAYOFF, REPAY, STATEMENT, OnDate
 from loanapi.errors import problem_responses
 from loanapi.loans import service as loans
+from loanapi.loans import servicing
 from loanapi.loans.models import LoanStatus
-from loanapi.loans.schemas import LoanHistory, LoanRead, LoanRollback, LoanUpdate
+from loanapi.loans.schemas import (
+    LoanHistory,
+    LoanRead,
+    LoanRollback,
+    LoanUpdate,
+    PayoffRead,
+    RepaymentCreate,
+)
 from loanapi.pagination import Page
 from loanapi.users import service as users
 from loanapi.users.models import Role
@@ -154,3 +171,31 @@ async def list_requests(
     return loan_page(
         await loans.agent_requests(session, agent_id=agent.id, status=status, page=page), page
     )
+
+
+@router.post("/loans/{loan_id}/repayments", operation_id="agent_repay_loan", **REPAY)
+async def repay_loan(
+    loan_id: LoanId,
+    data: RepaymentCreate,
+    agent: AgentUser,
+    session: WriteSessionDep,
+    expected_version: IfMatch,
+) -> Response:
+    repayment = await servicing.repay(
+        session, loan_id=loan_id, actor=agent, data=data, expected_version=expected_version
+    )
+    return repayment_response(repayment, 201)
+
+
+@router.get("/loans/{loan_id}/payoff", operation_id="agent_loan_payoff", **PAYOFF)
+async def loan_payoff(
+    loan_id: LoanId, agent: AgentUser, session: ReadSessionDep, on: OnDate = None
+) -> PayoffRead:
+    return payoff_response(await servicing.payoff(session, loan_id=loan_id, on=on))
+
+
+@router.get("/loans/{loan_id}/statement", operation_id="agent_loan_statement", **STATEMENT)
+async def loan_statement(
+    loan_id: LoanId, agent: AgentUser, session: ReadSessionDep, on: OnDate = None
+) -> Response:
+    return statement_response(await servicing.statement(session, loan_id=loan_id, on=on))

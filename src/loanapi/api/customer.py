@@ -4,7 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from loanapi.api.common import history_response, loan_page, loan_response
+from loanapi.api.common import (
+    history_response,
+    loan_page,
+    loan_response,
+    payoff_response,
+    statement_response,
+)
 from loanapi.api.deps import (
     V1,
     CustomerUser,
@@ -15,10 +21,12 @@ from loanapi.api.deps import (
     WriteSessionDep,
 )
 from loanapi.api.idempotency import IdempotentRoute
+from loanapi.api.servicing import PAYOFF, STATEMENT, OnDate
 from loanapi.errors import problem_responses
 from loanapi.loans import service as loans
+from loanapi.loans import servicing
 from loanapi.loans.models import LoanStatus
-from loanapi.loans.schemas import LoanCreate, LoanHistory, LoanRead, ScheduleRead
+from loanapi.loans.schemas import LoanCreate, LoanHistory, LoanRead, PayoffRead, ScheduleRead
 from loanapi.loans.workflow import Action
 from loanapi.pagination import Page
 
@@ -123,3 +131,19 @@ async def loan_schedule(
 ) -> ScheduleRead:
     plan = await loans.schedule(session, loan_id, customer_id=customer.id)
     return ScheduleRead.model_validate(plan, from_attributes=True)
+
+
+@router.get("/loans/{loan_id}/payoff", operation_id="customer_loan_payoff", **PAYOFF)
+async def loan_payoff(
+    loan_id: LoanId, customer: CustomerUser, session: ReadSessionDep, on: OnDate = None
+) -> PayoffRead:
+    quote = await servicing.payoff(session, loan_id=loan_id, on=on, customer_id=customer.id)
+    return payoff_response(quote)
+
+
+@router.get("/loans/{loan_id}/statement", operation_id="customer_loan_statement", **STATEMENT)
+async def loan_statement(
+    loan_id: LoanId, customer: CustomerUser, session: ReadSessionDep, on: OnDate = None
+) -> Response:
+    found = await servicing.statement(session, loan_id=loan_id, on=on, customer_id=customer.id)
+    return statement_response(found)

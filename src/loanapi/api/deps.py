@@ -13,6 +13,7 @@ from loanapi.clock import day_end, day_start
 from loanapi.config import Settings
 from loanapi.db import ReadSession, WriteSession, release
 from loanapi.errors import Forbidden, Unauthorized, Unprocessable
+from loanapi.loans.ledger import Bucket
 from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.service import LoanFilters
 from loanapi.orm import MAX_ID
@@ -123,6 +124,7 @@ def id_path(description: str) -> object:
 
 UserId = Annotated[int, id_path("A user's id")]
 LoanId = Annotated[int, id_path("A loan's id")]
+RepaymentId = Annotated[int, id_path("A repayment's id")]
 
 
 async def if_match(
@@ -190,6 +192,13 @@ class LoanListQuery(BaseModel):
     created_to: DateText = None
     updated_from: DateText = None
     updated_to: DateText = None
+    dpd_min: Annotated[
+        int | None, Field(ge=0, le=MAX_ID, description="Days past due, at least")
+    ] = None
+    dpd_max: Annotated[int | None, Field(ge=0, le=MAX_ID, description="Days past due, at most")] = (
+        None
+    )
+    bucket: Bucket | None = None
     limit: Limit = DEFAULT_LIMIT
     cursor: Cursor = None
 
@@ -209,7 +218,12 @@ async def loan_list(query: Annotated[LoanListQuery, Query()]) -> LoanList:
         created_before=_bound(query.created_to, "created_to", upper=True),
         updated_from=_bound(query.updated_from, "updated_from", upper=False),
         updated_before=_bound(query.updated_to, "updated_to", upper=True),
+        dpd_min=query.dpd_min,
+        dpd_max=query.dpd_max,
+        bucket=query.bucket,
     )
+    if query.dpd_min is not None and query.dpd_max is not None and query.dpd_max < query.dpd_min:
+        raise Unprocessable.field(("query", "dpd_max"), "must not be below dpd_min", "value_error")
     for start, end, name in (
         (filters.created_from, filters.created_before, "created_to"),
         (filters.updated_from, filters.updated_before, "updated_to"),

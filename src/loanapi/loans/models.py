@@ -1,12 +1,13 @@
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loanapi.clock import utcnow
+from loanapi.loans.ledger import Bucket
 from loanapi.orm import Base, Money, UTCDateTime, checked_enum
 from loanapi.users.models import Role
 
@@ -24,6 +25,9 @@ class LoanStatus(enum.StrEnum):
     approved = "approved"
     rejected = "rejected"
     withdrawn = "withdrawn"
+    active = "active"  # disbursed: repayments are taken
+    closed = "closed"  # fully repaid
+    written_off = "written_off"
 
 
 class EventAction(enum.StrEnum):
@@ -34,6 +38,13 @@ class EventAction(enum.StrEnum):
     rejected = "rejected"
     withdrawn = "withdrawn"
     rolled_back = "rolled_back"
+    disbursed = "disbursed"
+    repaid = "repaid"
+    repayment_reversed = "repayment_reversed"
+    closed = "closed"
+    reopened = "reopened"
+    written_off = "written_off"
+    penalty_charged = "penalty_charged"
 
 
 # Inputs allow a principal below 10^12, a rate up to 100 % and 1200 months; within those bounds
@@ -55,6 +66,9 @@ class LoanProduct(Base):
     max_principal: Mapped[Decimal] = mapped_column(MONEY)
     min_tenure_months: Mapped[int] = mapped_column(Integer)
     max_tenure_months: Mapped[int] = mapped_column(Integer)
+    # A loan copies both when it is disbursed: a later change never rewrites its history.
+    late_fee: Mapped[Decimal] = mapped_column(MONEY, server_default=text("'0.00'"))
+    grace_days: Mapped[int] = mapped_column(Integer, server_default=text("5"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
@@ -76,6 +90,30 @@ class Loan(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+    # Servicing (SERVICING.md), null before disbursement. The delinquency fields are stored as
+    # of the loan's last change or close of business, so lists filter on them by index.
+    disbursed_on: Mapped[date | None] = mapped_column(Date)
+    first_due_on: Mapped[date | None] = mapped_column(Date)
+    # Whether first_due_on was given: then installment k is due k - 1 months after it, else k
+    # months after disbursed_on (the two differ for a loan disbursed at a month's end).
+    first_due_given: Mapped[bool | None] = mapped_column(Boolean)
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    late_fee: Mapped[Decimal | None] = mapped_column(MONEY)
+    grace_days: Mapped[int | None] = mapped_column(Integer)
+    principal_outstanding: Mapped[Decimal | None] = mapped_column(MONEY)
+    interest_outstanding: Mapped[Decimal | None] = mapped_column(TOTAL)
+    penalty_outstanding: Mapped[Decimal | None] = mapped_column(TOTAL)
+    arrears: Mapped[Decimal | None] = mapped_column(TOTAL)
+    dpd: Mapped[int | None] = mapped_column(Integer)
+    bucket: Mapped[Bucket | None] = mapped_column(checked_enum(Bucket, "loan_bucket"))
+    cob_date: Mapped[date | None] = mapped_column(Date)
+    next_due_on: Mapped[date | None] = mapped_column(Date)
+    next_due_amount: Mapped[Decimal | None] = mapped_column(TOTAL)
+    written_off_on: Mapped[date | None] = mapped_column(Date)
+    written_off_principal: Mapped[Decimal | None] = mapped_column(MONEY)
+    written_off_interest: Mapped[Decimal | None] = mapped_column(TOTAL)
+    written_off_penalty: Mapped[Decimal | None] = mapped_column(TOTAL)
+
     # Every list is newest first, (created_at desc, id desc); each filter has an index that
     # starts with the filtered column and then gives that order, so no list sorts the table.
     __table_args__ = (
@@ -85,6 +123,8 @@ class Loan(Base):
         Index("ix_loans_customer_created", "customer_id", "created_at", "id"),
         Index("ix_loans_agent_created", "agent_id", "created_at", "id"),
         Index("ix_loans_updated", "updated_at", "id"),
+        Index("ix_loans_bucket_created", "bucket", "created_at", "id"),
+        Index("ix_loans_dpd", "dpd"),
     )
 
 
@@ -96,7 +136,9 @@ class LoanEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))
     version: Mapped[int] = mapped_column(Integer)
-    action: Mapped[EventAction] = mapped_column(checked_enum(EventAction, "event_action"))
+    action: Mapped[EventAction] = mapped_column(
+        checked_enum(EventAction, "event_action", length=24)
+    )
     actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     actor_role: Mapped[Role] = mapped_column(checked_enum(Role, "user_role"))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -105,3 +147,33 @@ class LoanEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (Index("uq_loan_events_loan_version", "loan_id", "version", unique=True),)
+
+
+class Repayment(Base):
+    """Money received for a loan. Never deleted: a reversal marks it and keeps its allocation.
+
+    `principal`, `interest` and `penalty` are its allocation in the loan's current replay
+    (loans/ledger.py), rewritten when a back-dated repayment or a reversal moves it."""
+
+    __tablename__ = "repayments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))
+    amount: Mapped[Decimal] = mapped_column(TOTAL)
+    paid_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str | None] = mapped_column(String(64))
+    principal: Mapped[Decimal] = mapped_column(MONEY)
+    interest: Mapped[Decimal] = mapped_column(TOTAL)
+    penalty: Mapped[Decimal] = mapped_column(TOTAL)
+    reversed: Mapped[bool] = mapped_column(Boolean, default=False)
+    reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        # The replay reads a loan's repayments in (paid_on, id) order straight from this index.
+        Index("ix_repayments_loan_paid", "loan_id", "paid_on", "id"),
+        Index("ix_repayments_created", "created_at", "id"),
+        Index("ix_repayments_paid", "paid_on", "id"),
+    )

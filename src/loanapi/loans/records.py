@@ -6,10 +6,13 @@ two-place format, so a record is serialized as the `LoanRead` body without valid
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
+
+from loanapi.loans.ledger import Bucket
 from loanapi.loans.models import EventAction, LoanStatus, LoanType
 from loanapi.loans.schemas import MoneyOut
 from loanapi.records import Record
@@ -32,6 +35,43 @@ class LoanRecord(Record):
     version: int
     created_at: datetime
     updated_at: datetime
+    disbursed_on: date | None = None
+    first_due_on: date | None = None
+    # How due dates are counted (see Loan.first_due_given): the ledger's business, not the API's.
+    first_due_given: Annotated[bool | None, Field(exclude=True)] = None
+    closed_on: date | None = None
+    late_fee: MoneyOut | None = None
+    grace_days: int | None = None
+    principal_outstanding: MoneyOut | None = None
+    interest_outstanding: MoneyOut | None = None
+    penalty_outstanding: MoneyOut | None = None
+    arrears: MoneyOut | None = None
+    dpd: int | None = None
+    bucket: Bucket | None = None
+    cob_date: date | None = None
+    next_due_on: date | None = None
+    next_due_amount: MoneyOut | None = None
+    written_off_on: date | None = None
+    written_off_principal: MoneyOut | None = None
+    written_off_interest: MoneyOut | None = None
+    written_off_penalty: MoneyOut | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RepaymentRecord(Record):
+    id: int
+    loan_id: int
+    amount: MoneyOut
+    paid_on: date
+    reference: str | None
+    principal: MoneyOut
+    interest: MoneyOut
+    penalty: MoneyOut
+    reversed: bool
+    reversed_at: datetime | None
+    reason: str | None
+    actor_id: int
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,4 +96,6 @@ class ProductRecord(Record):
     max_principal: Decimal
     min_tenure_months: int
     max_tenure_months: int
+    late_fee: Decimal
+    grace_days: int
     updated_at: datetime

@@ -1,10 +1,11 @@
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from operator import methodcaller
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from loanapi.loans.ledger import MAX_GRACE_DAYS, Bucket, InstallmentStatus
 from loanapi.loans.models import EventAction, LoanStatus, LoanType
 from loanapi.users.models import Role
 from loanapi.users.schemas import PLAIN_TEXT
@@ -94,6 +95,28 @@ class LoanRead(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    # Servicing (null until disbursed). The delinquency fields are as of the loan's last change
+    # or close of business; a statement gives them as of any date.
+    disbursed_on: date | None = None
+    first_due_on: date | None = None
+    closed_on: date | None = None
+    late_fee: MoneyOut | None = None
+    grace_days: int | None = None
+    principal_outstanding: MoneyOut | None = None
+    interest_outstanding: MoneyOut | None = None
+    penalty_outstanding: MoneyOut | None = None
+    arrears: MoneyOut | None = None
+    dpd: int | None = Field(default=None, description="Days past due of the oldest overdue one")
+    bucket: Bucket | None = None
+    cob_date: date | None = Field(default=None, description="Last close of business run on it")
+    next_due_on: date | None = None
+    next_due_amount: MoneyOut | None = Field(
+        default=None, description="What makes the loan current by next_due_on"
+    )
+    written_off_on: date | None = None
+    written_off_principal: MoneyOut | None = None
+    written_off_interest: MoneyOut | None = None
+    written_off_penalty: MoneyOut | None = None
 
 
 class LoanEventRead(BaseModel):
@@ -139,6 +162,15 @@ class LoanProductRead(BaseModel):
     max_principal: MoneyOut
     min_tenure_months: int
     max_tenure_months: int
+    late_fee: MoneyOut
+    grace_days: int
+
+
+LateFee = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False, examples=["25.00"]),
+]
+GraceDays = Annotated[int, Field(ge=0, le=MAX_GRACE_DAYS, strict=False, examples=[5])]
 
 
 class LoanProductUpdate(InputModel):
@@ -152,6 +184,8 @@ class LoanProductUpdate(InputModel):
                     "max_principal": "10000000.00",
                     "min_tenure_months": 1,
                     "max_tenure_months": 360,
+                    "late_fee": "25.00",
+                    "grace_days": 5,
                 }
             ]
         },
@@ -163,6 +197,9 @@ class LoanProductUpdate(InputModel):
     max_principal: MoneyIn
     min_tenure_months: Tenure
     max_tenure_months: Tenure
+    # Left out: unchanged (clients written before servicing send neither).
+    late_fee: LateFee | None = None
+    grace_days: GraceDays | None = None
 
     @model_validator(mode="after")
     def ordered_bounds(self) -> "LoanProductUpdate":
@@ -171,3 +208,132 @@ class LoanProductUpdate(InputModel):
         if self.min_tenure_months > self.max_tenure_months:
             raise ValueError("min_tenure_months must not exceed max_tenure_months")
         return self
+
+
+# --- servicing --------------------------------------------------------------------------------
+
+
+class Disbursement(InputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"disbursed_on": "2025-01-15", "first_due_on": "2025-02-15"}]
+        },
+    )
+
+    disbursed_on: date | None = Field(default=None, description="Default: today (UTC)")
+    first_due_on: date | None = Field(
+        default=None,
+        description="Default: a month after disbursed_on; at most two months after it",
+    )
+
+
+class RepaymentCreate(InputModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"amount": "1059.18", "paid_on": "2025-02-15", "reference": "BANK-0001"}]
+        },
+    )
+
+    amount: Annotated[
+        Decimal,
+        Field(gt=0, max_digits=18, decimal_places=2, allow_inf_nan=False, examples=["1059.18"]),
+    ]
+    paid_on: date | None = Field(default=None, description="Default: today (UTC)")
+    reference: Annotated[str | None, Field(max_length=64, pattern=PLAIN_TEXT)] = None
+
+
+class Reason(InputModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "Payment bounced"}]}
+    )
+
+    reason: Annotated[str, Field(min_length=1, max_length=500, pattern=PLAIN_TEXT)]
+
+
+class RepaymentRead(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "loan_id": 42,
+                    "amount": "1059.18",
+                    "paid_on": "2025-02-15",
+                    "reference": "BANK-0001",
+                    "principal": "951.68",
+                    "interest": "107.50",
+                    "penalty": "0.00",
+                    "reversed": False,
+                    "reversed_at": None,
+                    "reason": None,
+                    "actor_id": 7,
+                    "created_at": "2025-02-15T09:30:00Z",
+                }
+            ]
+        },
+    )
+
+    id: int
+    loan_id: int
+    amount: MoneyOut
+    paid_on: date
+    reference: str | None
+    principal: MoneyOut = Field(description="Its allocation in the loan's current replay")
+    interest: MoneyOut
+    penalty: MoneyOut
+    reversed: bool
+    reversed_at: datetime | None
+    reason: str | None = Field(description="Why it was reversed")
+    actor_id: int
+    created_at: datetime
+
+
+class PayoffRead(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "on": "2025-03-01",
+                    "principal": "11048.32",
+                    "interest": "49.49",
+                    "penalty": "0.00",
+                    "total": "11097.81",
+                }
+            ]
+        },
+    )
+
+    on: date
+    principal: MoneyOut
+    interest: MoneyOut = Field(
+        description="Unpaid interest of installments due by `on`, and the running one's pro rata"
+    )
+    penalty: MoneyOut
+    total: MoneyOut = Field(description="Paying exactly this on `on` closes the loan")
+
+
+class InstallmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    installment: int
+    due_on: date
+    principal: MoneyOut
+    interest: MoneyOut
+    penalty: MoneyOut
+    paid_principal: MoneyOut
+    paid_interest: MoneyOut
+    paid_penalty: MoneyOut
+    waived_interest: MoneyOut
+    status: InstallmentStatus
+
+
+class StatementRead(LoanRead):
+    """The loan as of `as_of`, its installments and its repayments in replay order."""
+
+    as_of: date
+    installments: list[InstallmentRead]
+    repayments: list[RepaymentRead]

@@ -4,10 +4,11 @@ Every change is a conditional UPDATE on (id, version) plus one LoanEvent in the 
 transaction, so two racing requests can never both win and versions have no holes.
 """
 
+import enum
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from loanapi.clock import utcnow
 from loanapi.db import WriteSession, fetch
 from loanapi.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from loanapi.loans import pricing
+from loanapi.loans.ledger import Bucket
 from loanapi.loans.models import EventAction, Loan, LoanEvent, LoanProduct, LoanStatus, LoanType
 from loanapi.loans.records import LoanEventRecord, LoanRecord, ProductRecord
 from loanapi.loans.schemas import LoanCreate, LoanProductUpdate, LoanUpdate
@@ -56,16 +58,19 @@ class ConcurrentChange(Conflict):
         super().__init__("The loan was changed by another request at the same time; retry")
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A field's value as an event's changes and snapshot hold it."""
     if isinstance(value, Decimal):
         return f"{value:.2f}"
-    if isinstance(value, LoanType | LoanStatus):
+    if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, date):
+        return value.isoformat()
     return value
 
 
 def snapshot_of(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: _json(values[name]) for name in SNAPSHOT}
+    return {name: json_value(values[name]) for name in SNAPSHOT}
 
 
 def state_of(loan: LoanRecord) -> dict[str, Any]:
@@ -91,7 +96,8 @@ async def update_product(
         raise Unprocessable.field(
             ("body", "loan_type"), "must equal the loan type in the path", "value_error"
         )
-    values = {**data.model_dump(exclude={"loan_type"}), "updated_at": utcnow()}
+    # A late fee or grace left out stays as it is (clients from before servicing send neither).
+    values = {**data.model_dump(exclude={"loan_type"}, exclude_none=True), "updated_at": utcnow()}
     statement = (
         update(LoanProduct)
         .where(LoanProduct.loan_type == loan_type)
@@ -215,7 +221,7 @@ async def _record(
 ) -> None:
     """Write the loan's event for this change, in the request's transaction."""
     changes = {
-        name: {"from": _json(before[name]) if before else None, "to": _json(after[name])}
+        name: {"from": json_value(before[name]) if before else None, "to": json_value(after[name])}
         for name in SNAPSHOT
         if before is None or before[name] != after[name]
     }
@@ -424,6 +430,9 @@ class LoanFilters:
     created_before: datetime | None = None
     updated_from: datetime | None = None
     updated_before: datetime | None = None
+    dpd_min: int | None = None
+    dpd_max: int | None = None
+    bucket: Bucket | None = None
 
     def params(self) -> dict[str, Any]:
         """The filters given, by name; each is a bindparam of the same name in _CONDITIONS."""
@@ -442,6 +451,9 @@ _CONDITIONS = {
     "created_before": Loan.created_at < bindparam("created_before"),
     "updated_from": Loan.updated_at >= bindparam("updated_from"),
     "updated_before": Loan.updated_at < bindparam("updated_before"),
+    "dpd_min": Loan.dpd >= bindparam("dpd_min"),
+    "dpd_max": Loan.dpd <= bindparam("dpd_max"),
+    "bucket": Loan.bucket == bindparam("bucket"),
 }
 
 

@@ -19,6 +19,10 @@ class Action(enum.StrEnum):
     reject = "reject"
     withdraw = "withdraw"
     rollback = "rollback"
+    disburse = "disburse"
+    repay = "repay"
+    reverse = "reverse"  # a repayment
+    write_off = "write-off"
 
 
 class Step(NamedTuple):
@@ -30,6 +34,7 @@ S = LoanStatus
 AGENT = frozenset({Role.agent})
 ADMIN = frozenset({Role.admin})
 CUSTOMER = frozenset({Role.customer})
+SERVICING = frozenset({Role.agent, Role.admin})
 
 TRANSITIONS: dict[tuple[LoanStatus, Action], Step] = {
     (S.new, Action.edit): Step(S.new, AGENT),
@@ -44,6 +49,13 @@ TRANSITIONS: dict[tuple[LoanStatus, Action], Step] = {
     (S.requested, Action.reject): Step(S.rejected, ADMIN),
     (S.new, Action.withdraw): Step(S.withdrawn, CUSTOMER),
     (S.requested, Action.withdraw): Step(S.withdrawn, CUSTOMER),
+    (S.approved, Action.disburse): Step(S.active, ADMIN),
+    # A repayment equal to the payoff closes the loan, and a reversal can reopen a closed one:
+    # the replay decides (loans/servicing.py), these are the usual outcomes.
+    (S.active, Action.repay): Step(S.active, SERVICING),
+    (S.active, Action.reverse): Step(S.active, ADMIN),
+    (S.closed, Action.reverse): Step(S.active, ADMIN),
+    (S.active, Action.write_off): Step(S.written_off, ADMIN),
 }
 
 EVENT_OF: dict[Action, EventAction] = {
@@ -53,6 +65,10 @@ EVENT_OF: dict[Action, EventAction] = {
     Action.reject: EventAction.rejected,
     Action.withdraw: EventAction.withdrawn,
     Action.rollback: EventAction.rolled_back,
+    Action.disburse: EventAction.disbursed,
+    Action.repay: EventAction.repaid,
+    Action.reverse: EventAction.repayment_reversed,
+    Action.write_off: EventAction.written_off,
 }
 
 # Changes of a requested loan's terms: only the agent who requested it may make them.

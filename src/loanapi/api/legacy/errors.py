@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from loanapi.api.legacy.fields import STATUS_WORDS
 from loanapi.errors import ApiError, TooManyRequests
-from loanapi.loans.models import LoanStatus
 from loanapi.loans.workflow import Action, LoanStateConflict
 from loanapi.users.service import InvalidTokenError
 
@@ -55,7 +55,8 @@ def translate(exc: ApiError) -> LegacyError:
     if isinstance(exc, InvalidTokenError):
         return LegacyError(401, "Token is invalid!", key="message")
     if isinstance(exc, LoanStateConflict):
-        if exc.loan_status is LoanStatus.approved and exc.action in (Action.edit, Action.rollback):
+        approved = STATUS_WORDS[exc.loan_status] == "Approved"
+        if approved and exc.action in (Action.edit, Action.rollback):
             return LegacyError(409, IMMUTABLE)
         if exc.action is Action.approve:
             return LegacyError(

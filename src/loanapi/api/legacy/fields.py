@@ -34,6 +34,10 @@ STATUS_WORDS = {
     LoanStatus.approved: "Approved",
     LoanStatus.rejected: "Rejected",
     LoanStatus.withdrawn: "Withdrawn",
+    # The original ended at approval: a disbursed loan, repaid or written off, is still Approved.
+    LoanStatus.active: "Approved",
+    LoanStatus.closed: "Approved",
+    LoanStatus.written_off: "Approved",
 }
 # The original's state numbers, as its history and date filters sent them.
 STATE_NUMBERS = {"Approved": 0, "Rejected": 1, "New": 2, "Withdrawn": 3}

@@ -1,0 +1,604 @@
+"""A loan after approval: disbursement, repayments, reversals, write-off, payoff, statements.
+
+The money rules are `loans/ledger.py`'s (pure): every change here replays the loan's terms and
+repayments and persists what the replay says, the loan's servicing fields and each repayment's
+allocation, so a statement, a payoff quote and the next replay cannot disagree. Each change
+costs a bounded number of statements whatever the loan's age: the loan (locked), its
+repayments in replay order, one insert or update per table touched, the loan's conditional
+UPDATE on (id, version), its events.
+"""
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loanapi.clock import utcnow
+from loanapi.db import WriteSession, fetch
+from loanapi.errors import Conflict, NotFound, Unprocessable
+from loanapi.loans import ledger
+from loanapi.loans.models import EventAction, Loan, LoanEvent, LoanStatus, Repayment
+from loanapi.loans.records import LoanRecord, RepaymentRecord
+from loanapi.loans.schemas import Disbursement, RepaymentCreate
+from loanapi.loans.service import (
+    SNAPSHOT,
+    ConcurrentChange,
+    LoanNotFound,
+    StaleVersion,
+    get_loan,
+    json_value,
+    read_product,
+)
+from loanapi.loans.workflow import Action, permit
+from loanapi.orm import MAX_ID
+from loanapi.pagination import PageParams, keyset
+from loanapi.users.records import Caller
+
+EARLIEST = date(2000, 1, 1)
+# The fields a replay derives; every servicing change stores them, its events snapshot them.
+DERIVED = (
+    "principal_outstanding",
+    "interest_outstanding",
+    "penalty_outstanding",
+    "arrears",
+    "dpd",
+    "bucket",
+    "next_due_on",
+    "next_due_amount",
+    "closed_on",
+)
+SERVICED = (
+    *SNAPSHOT,
+    "disbursed_on",
+    "first_due_on",
+    "late_fee",
+    "grace_days",
+    *DERIVED,
+    "written_off_on",
+    "written_off_principal",
+    "written_off_interest",
+    "written_off_penalty",
+)
+_STORED = (*SERVICED, "first_due_given")
+
+
+def today() -> date:
+    """Servicing's "today": the UTC date when the request arrives."""
+    return utcnow().date()
+
+
+class NotDisbursed(Conflict):
+    def __init__(self, loan_id: int) -> None:
+        super().__init__(f"Loan {loan_id} has not been disbursed: it has no servicing yet")
+
+
+class RepaymentNotFound(NotFound):
+    def __init__(self, loan_id: int, repayment_id: int) -> None:
+        super().__init__(f"Loan {loan_id} has no repayment {repayment_id}")
+
+
+class AlreadyReversed(Conflict):
+    def __init__(self, repayment_id: int) -> None:
+        super().__init__(f"Repayment {repayment_id} is already reversed")
+
+
+class LaterRepaymentTooLarge(Conflict):
+    def __init__(self, exc: ledger.Overpayment) -> None:
+        paid_on = exc.repayment.paid_on.isoformat()
+        super().__init__(
+            f"Accepting this would make repayment {exc.repayment_id} of "
+            f"{exc.repayment.amount:.2f} on {paid_on} exceed the payoff amount on its date "
+            f"({exc.payoff:.2f}); nothing was changed"
+        )
+
+
+def _date_field(name: str, msg: str) -> Unprocessable:
+    return Unprocessable.field(("body", name), msg, "value_error")
+
+
+def _check_day(value: date, name: str, *, where: str = "body", not_before: date = EARLIEST) -> None:
+    """Servicing dates: no later than today, no earlier than 2000-01-01 (or `not_before`)."""
+    now = today()
+    if value > now:
+        raise Unprocessable.field(
+            (where, name), f"must not be after today ({now.isoformat()}, UTC)", "value_error"
+        )
+    if value < not_before:
+        what = "2000-01-01" if not_before == EARLIEST else f"the disbursement ({not_before})"
+        raise Unprocessable.field((where, name), f"must not be before {what}", "value_error")
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def terms_of(loan: LoanRecord) -> ledger.LoanTerms:
+    """The terms a disbursed loan's replay starts from."""
+    if loan.disbursed_on is None or loan.late_fee is None or loan.grace_days is None:
+        raise NotDisbursed(loan.id)
+    return ledger.LoanTerms(
+        principal=loan.principal,
+        annual_rate=loan.annual_rate,
+        tenure_months=loan.tenure_months,
+        disbursed_on=loan.disbursed_on,
+        first_due_on=loan.first_due_on if loan.first_due_given else None,
+        late_fee=loan.late_fee,
+        grace_days=loan.grace_days,
+    )
+
+
+_REPAYMENTS = select(Repayment.__table__)
+# Replay order straight from the index on (loan_id, paid_on, id).
+_LOAN_REPAYMENTS = _REPAYMENTS.where(Repayment.loan_id == bindparam("loan_id")).order_by(
+    Repayment.paid_on, Repayment.id
+)
+
+
+async def repayments_of(session: AsyncSession, loan_id: int) -> list[RepaymentRecord]:
+    rows = await fetch(session, _LOAN_REPAYMENTS, {"loan_id": loan_id})
+    return [RepaymentRecord.of(row) for row in rows]
+
+
+def _replayable(records: Sequence[RepaymentRecord]) -> list[ledger.Repayment]:
+    return [ledger.Repayment(r.id, r.paid_on, r.amount, r.reversed) for r in records]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    loan: LoanRecord  # as of `as_of`
+    as_of: date
+    installments: tuple[ledger.InstallmentState, ...]
+    repayments: tuple[RepaymentRecord, ...]
+
+
+async def _serviced_loan(
+    session: AsyncSession, loan_id: int, customer_id: int | None
+) -> tuple[LoanRecord, ledger.LoanTerms, list[RepaymentRecord]]:
+    loan = await get_loan(session, loan_id, customer_id=customer_id)
+    terms = terms_of(loan)
+    return loan, terms, await repayments_of(session, loan_id)
+
+
+def _as_of(on: date | None, loan: LoanRecord) -> date:
+    day = on or today()
+    assert loan.disbursed_on is not None
+    _check_day(day, "on", where="query", not_before=loan.disbursed_on)
+    return day
+
+
+async def payoff(
+    session: AsyncSession, *, loan_id: int, on: date | None, customer_id: int | None = None
+) -> ledger.Payoff:
+    """What closes the loan on `on` (default today), counting repayments dated by then."""
+    loan, terms, records = await _serviced_loan(session, loan_id, customer_id)
+    return ledger.replay(terms, _replayable(records), _as_of(on, loan)).payoff
+
+
+async def statement(
+    session: AsyncSession, *, loan_id: int, on: date | None, customer_id: int | None = None
+) -> Statement:
+    loan, terms, records = await _serviced_loan(session, loan_id, customer_id)
+    as_of = _as_of(on, loan)
+    book = ledger.replay(terms, _replayable(records), as_of)
+    allocations = book.allocations
+    shown = tuple(
+        _allocated(r, allocations.get(r.id)) for r in records if r.paid_on <= as_of
+    )  # replay order: the query's
+    status = _status_on(loan, book.closed_on, as_of)
+    values = {**_derived(book), "status": status}
+    if status is not LoanStatus.written_off:
+        values |= {name: None for name in SERVICED if name.startswith("written_off_")}
+    return Statement(replace(loan, **values), as_of, book.installments, shown)
+
+
+def _status_on(loan: LoanRecord, closed_on: date | None, as_of: date) -> LoanStatus:
+    if closed_on is not None:
+        return LoanStatus.closed
+    if loan.written_off_on is not None and loan.written_off_on <= as_of:
+        return LoanStatus.written_off
+    return LoanStatus.active
+
+
+def _allocated(record: RepaymentRecord, allocation: ledger.Allocation | None) -> RepaymentRecord:
+    """The repayment with its allocation as of the statement's date (a reversed one keeps its
+    stored allocation)."""
+    if allocation is None:
+        return record
+    return replace(
+        record,
+        principal=allocation.principal,
+        interest=allocation.interest,
+        penalty=allocation.penalty,
+    )
+
+
+def _derived(book: ledger.Ledger) -> dict[str, Any]:
+    owed = book.delinquency
+    return {
+        "principal_outstanding": owed.principal_outstanding,
+        "interest_outstanding": owed.interest_outstanding,
+        "penalty_outstanding": owed.penalty_outstanding,
+        "arrears": owed.arrears,
+        "dpd": owed.dpd,
+        "bucket": owed.bucket,
+        "next_due_on": owed.next_due_on,
+        "next_due_amount": owed.next_due_amount,
+        "closed_on": book.closed_on,
+    }
+
+
+# --- changes ----------------------------------------------------------------------------------
+
+
+_LOCKED_LOAN = select(Loan.__table__).where(Loan.id == bindparam("loan_id")).with_for_update()
+
+
+async def _locked(session: WriteSession, loan_id: int) -> LoanRecord:
+    """The loan, its row locked until the transaction ends (PostgreSQL; a SQLite write
+    transaction holds the database's write lock from its BEGIN IMMEDIATE). Changes of one loan
+    queue here instead of failing on each other's version; the conditional UPDATE stays."""
+    rows = await fetch(session, _LOCKED_LOAN, {"loan_id": loan_id})
+    if not rows:
+        raise LoanNotFound(loan_id)
+    return LoanRecord.of(rows[0])
+
+
+def _permit(loan: LoanRecord, action: Action, actor: Caller, expected: int | None) -> LoanStatus:
+    if expected is not None and expected != loan.version:
+        raise StaleVersion(loan.version)
+    return permit(loan.status, action, role=actor.role, actor_id=actor.id, agent_id=loan.agent_id)
+
+
+_UPDATE_LOAN = (
+    update(Loan)
+    .where(Loan.id == bindparam("loan_id"), Loan.version == bindparam("old_version"))
+    .values({name: bindparam(f"new_{name}") for name in (*_STORED, "version", "updated_at")})
+    .returning(*Loan.__table__.c)
+)
+_INSERT_EVENT = insert(LoanEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One version of the loan: its event and the fields it changes."""
+
+    action: EventAction
+    values: dict[str, Any]
+    detail: dict[str, Any] | None = None  # e.g. the repayment, listed with the changes
+
+
+def _state(loan: LoanRecord) -> dict[str, Any]:
+    return {name: getattr(loan, name) for name in _STORED}
+
+
+def _event(
+    loan_id: int,
+    version: int,
+    step: Step,
+    actor: Caller,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str | None,
+) -> dict[str, Any]:
+    changes = {
+        name: {"from": json_value(before[name]), "to": json_value(after[name])}
+        for name in SERVICED
+        if before[name] != after[name]
+    }
+    if step.detail is not None:
+        changes.update(step.detail)
+    return {
+        "loan_id": loan_id,
+        "version": version,
+        "action": step.action,
+        "actor_id": actor.id,
+        "actor_role": actor.role,
+        "at": utcnow(),
+        "changes": changes,
+        "snapshot": {name: json_value(after[name]) for name in SERVICED},
+        "reason": reason,
+    }
+
+
+async def _save(
+    session: WriteSession,
+    loan: LoanRecord,
+    actor: Caller,
+    steps: Sequence[Step],
+    reason: str | None = None,
+) -> LoanRecord:
+    """Write the steps as consecutive versions: one conditional UPDATE to the last, one event
+    each, in the request's transaction."""
+    state = _state(loan)
+    events = []
+    for number, step in enumerate(steps, start=loan.version + 1):
+        after = {**state, **step.values}
+        events.append(_event(loan.id, number, step, actor, state, after, reason))
+        state = after
+    params = {f"new_{name}": state[name] for name in _STORED}
+    params |= {"loan_id": loan.id, "old_version": loan.version}
+    params |= {"new_version": loan.version + len(steps), "new_updated_at": utcnow()}
+    connection = await session.connection()
+    changed = (await connection.execute(_UPDATE_LOAN, params)).mappings().first()
+    if changed is None:
+        raise ConcurrentChange
+    await connection.execute(_INSERT_EVENT, events)
+    return LoanRecord.of(changed)
+
+
+async def disburse(
+    session: WriteSession,
+    *,
+    loan_id: int,
+    actor: Caller,
+    data: Disbursement,
+    expected_version: int | None,
+) -> LoanRecord:
+    loan = await _locked(session, loan_id)
+    _permit(loan, Action.disburse, actor, expected_version)
+    disbursed_on = data.disbursed_on or today()
+    _check_day(disbursed_on, "disbursed_on")
+    first_due_on = data.first_due_on
+    if first_due_on is not None:
+        latest = ledger.add_months(disbursed_on, 2)
+        if not disbursed_on < first_due_on <= latest:
+            raise _date_field(
+                "first_due_on",
+                f"must be after disbursed_on ({disbursed_on}) and no later than {latest}",
+            )
+    product = await read_product(session, loan.loan_type)
+    terms = ledger.LoanTerms(
+        principal=loan.principal,
+        annual_rate=loan.annual_rate,
+        tenure_months=loan.tenure_months,
+        disbursed_on=disbursed_on,
+        first_due_on=first_due_on,
+        late_fee=product.late_fee,
+        grace_days=product.grace_days,
+    )
+    book = ledger.replay(terms, [], max(today(), disbursed_on))
+    values = {
+        "status": LoanStatus.active,
+        "disbursed_on": disbursed_on,
+        "first_due_on": terms.due_on(1),
+        "first_due_given": first_due_on is not None,
+        "late_fee": product.late_fee,
+        "grace_days": product.grace_days,
+        **_derived(book),
+    }
+    return await _save(session, loan, actor, [Step(EventAction.disbursed, values)])
+
+
+_INSERT_REPAYMENT = insert(Repayment).returning(*Repayment.__table__.c)
+_REALLOCATE = (
+    update(Repayment)
+    .where(Repayment.id == bindparam("repayment_id"))
+    .values(
+        principal=bindparam("new_principal"),
+        interest=bindparam("new_interest"),
+        penalty=bindparam("new_penalty"),
+    )
+)
+# A repayment not yet stored replays last among those of its day: it is created last.
+_UNSTORED = MAX_ID + 1
+
+
+async def _reallocate(
+    session: WriteSession, records: Sequence[RepaymentRecord], book: ledger.Ledger
+) -> None:
+    """Store the allocations the replay moved (a back-dated repayment or a reversal moves the
+    ones after it), in one executemany."""
+    moved = []
+    allocations = book.allocations
+    for record in records:
+        new = allocations.get(record.id)
+        if new is None or record.reversed:
+            continue
+        if (new.principal, new.interest, new.penalty) != (
+            record.principal,
+            record.interest,
+            record.penalty,
+        ):
+            moved.append(
+                {
+                    "repayment_id": record.id,
+                    "new_principal": new.principal,
+                    "new_interest": new.interest,
+                    "new_penalty": new.penalty,
+                }
+            )
+    if moved:
+        await (await session.connection()).execute(_REALLOCATE, moved)
+
+
+def _closing(loan: LoanRecord, values: dict[str, Any], first: Step) -> list[Step]:
+    """The steps of a change whose replay may close or reopen the loan."""
+    closed = values["closed_on"] is not None
+    if closed and loan.status is not LoanStatus.closed:
+        return [
+            replace(first, values={**values, "closed_on": None}),
+            Step(EventAction.closed, {**values, "status": LoanStatus.closed}),
+        ]
+    if not closed and loan.status is LoanStatus.closed:
+        still_closed = {**values, "status": LoanStatus.closed, "closed_on": loan.closed_on}
+        return [
+            replace(first, values=still_closed),
+            Step(EventAction.reopened, {**values, "status": LoanStatus.active}),
+        ]
+    return [replace(first, values={**values, "status": loan.status})]
+
+
+def _repayment_detail(record: RepaymentRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "amount": f"{record.amount:.2f}",
+        "paid_on": record.paid_on.isoformat(),
+        "reference": record.reference,
+    }
+
+
+async def repay(
+    session: WriteSession,
+    *,
+    loan_id: int,
+    actor: Caller,
+    data: RepaymentCreate,
+    expected_version: int | None = None,
+) -> RepaymentRecord:
+    loan = await _locked(session, loan_id)
+    _permit(loan, Action.repay, actor, expected_version)
+    terms = terms_of(loan)
+    paid_on = data.paid_on or today()
+    _check_day(paid_on, "paid_on", not_before=terms.disbursed_on)
+    records = await repayments_of(session, loan_id)
+    new = ledger.Repayment(_UNSTORED, paid_on, data.amount)
+    try:
+        book = ledger.replay(terms, [*_replayable(records), new], today())
+    except ledger.Overpayment as exc:
+        # The new repayment replays after every one dated on or before its paid_on and before
+        # any later one, so it meets its own limit (422) before it can push a later one over
+        # theirs (409), the order SERVICING.md gives.
+        if exc.repayment_id == _UNSTORED:
+            raise Unprocessable.field(
+                ("body", "amount"),
+                f"exceeds the payoff amount on {paid_on.isoformat()}: {exc.payoff:.2f}",
+                "value_error",
+            ) from None
+        raise LaterRepaymentTooLarge(exc) from None
+    allocation = book.allocations[_UNSTORED]
+    row = {
+        "loan_id": loan_id,
+        "amount": data.amount,
+        "paid_on": paid_on,
+        "reference": data.reference,
+        "principal": allocation.principal,
+        "interest": allocation.interest,
+        "penalty": allocation.penalty,
+        "reversed": False,
+        "actor_id": actor.id,
+        "created_at": utcnow(),
+    }
+    connection = await session.connection()
+    created = RepaymentRecord.of(
+        (await connection.execute(_INSERT_REPAYMENT, row)).mappings().one()
+    )
+    await _reallocate(session, records, book)
+    detail = {"repayment": {"from": None, "to": _repayment_detail(created)}}
+    steps = _closing(loan, _derived(book), Step(EventAction.repaid, {}, detail))
+    await _save(session, loan, actor, steps)
+    return created
+
+
+_REPAYMENT_ROW = _REPAYMENTS.where(
+    Repayment.id == bindparam("repayment_id"), Repayment.loan_id == bindparam("loan_id")
+)
+_MARK_REVERSED = (
+    update(Repayment)
+    .where(Repayment.id == bindparam("repayment_id"))
+    .values(reversed=True, reversed_at=bindparam("at"), reason=bindparam("reason"))
+    .returning(*Repayment.__table__.c)
+)
+
+
+async def reverse(
+    session: WriteSession,
+    *,
+    loan_id: int,
+    repayment_id: int,
+    actor: Caller,
+    reason: str,
+    expected_version: int | None = None,
+) -> RepaymentRecord:
+    loan = await _locked(session, loan_id)
+    rows = await fetch(session, _REPAYMENT_ROW, {"repayment_id": repayment_id, "loan_id": loan_id})
+    if not rows:
+        raise RepaymentNotFound(loan_id, repayment_id)
+    if RepaymentRecord.of(rows[0]).reversed:
+        raise AlreadyReversed(repayment_id)
+    _permit(loan, Action.reverse, actor, expected_version)
+    terms = terms_of(loan)
+    records = await repayments_of(session, loan_id)
+    remaining = [r if r.id != repayment_id else replace(r, reversed=True) for r in records]
+    try:
+        book = ledger.replay(terms, _replayable(remaining), today())
+    except ledger.Overpayment as exc:  # not expected: a reversal only raises what is owed
+        raise LaterRepaymentTooLarge(exc) from None
+    connection = await session.connection()
+    marked = {"repayment_id": repayment_id, "at": utcnow(), "reason": reason}
+    reversed_row = (await connection.execute(_MARK_REVERSED, marked)).mappings().one()
+    await _reallocate(session, remaining, book)
+    reversed_record = RepaymentRecord.of(reversed_row)
+    detail = {
+        "repayment": {
+            "from": {**_repayment_detail(reversed_record), "reversed": False},
+            "to": {**_repayment_detail(reversed_record), "reversed": True},
+        }
+    }
+    steps = _closing(loan, _derived(book), Step(EventAction.repayment_reversed, {}, detail))
+    await _save(session, loan, actor, steps, reason)
+    return reversed_record
+
+
+async def write_off(
+    session: WriteSession,
+    *,
+    loan_id: int,
+    actor: Caller,
+    reason: str,
+    expected_version: int | None = None,
+) -> LoanRecord:
+    loan = await _locked(session, loan_id)
+    status = _permit(loan, Action.write_off, actor, expected_version)
+    terms = terms_of(loan)
+    book = ledger.replay(terms, _replayable(await repayments_of(session, loan_id)), today())
+    owed = book.delinquency
+    values = {
+        **_derived(book),
+        "status": status,
+        "written_off_on": today(),
+        "written_off_principal": owed.principal_outstanding,
+        "written_off_interest": owed.interest_outstanding,
+        "written_off_penalty": owed.penalty_outstanding,
+    }
+    return await _save(session, loan, actor, [Step(EventAction.written_off, values)], reason)
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepaymentFilters:
+    loan_id: int | None = None
+    paid_from: date | None = None
+    paid_to: date | None = None
+    reversed: bool | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {name: value for name, value in vars(self).items() if value is not None}
+
+
+_REPAYMENT_CONDITIONS = {
+    "loan_id": Repayment.loan_id == bindparam("loan_id"),
+    "paid_from": Repayment.paid_on >= bindparam("paid_from"),
+    "paid_to": Repayment.paid_on <= bindparam("paid_to"),
+    "reversed": Repayment.reversed == bindparam("reversed"),
+}
+
+
+@functools.cache
+def _list_statement(filters: tuple[str, ...], with_cursor: bool) -> Select[Any]:
+    query = _REPAYMENTS.where(*(_REPAYMENT_CONDITIONS[name] for name in filters))
+    return keyset(query, with_cursor, Repayment.created_at, Repayment.id)
+
+
+async def list_repayments(
+    session: AsyncSession, *, filters: RepaymentFilters, page: PageParams
+) -> list[RepaymentRecord]:
+    """Repayments across loans, newest first, and one more when there are more."""
+    params = filters.params()
+    query = _list_statement(tuple(params), page.after is not None)
+    rows = await fetch(session, query, {**params, **page.binds()})
+    return [RepaymentRecord.of(row) for row in rows]
