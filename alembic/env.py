@@ -40,6 +40,11 @@ def compare_type(
     return None  # Alembic's own comparison
 
 
+def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+    """The job queue's tables are Procrastinate's (revision 0009), not our models'."""
+    return not (type_ == "table" and name is not None and name.startswith("procrastinate"))
+
+
 def run_offline() -> None:
     context.configure(
         url=database_url(),
@@ -47,6 +52,7 @@ def run_offline() -> None:
         literal_binds=True,
         render_as_batch=True,
         compare_type=compare_type,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -66,7 +72,11 @@ def run_with(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=sqlite,
+        # SQLite's DDL is transactional too: a revision that refuses (0007's downgrade) undoes
+        # the ones run before it in the same command, as on PostgreSQL.
+        transactional_ddl=True,
         compare_type=compare_type,
+        include_name=include_name,
     )
     if sqlite:
         # Batch mode rebuilds a table by copying it and dropping the old one, which the foreign

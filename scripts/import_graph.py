@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "loanapi.observability",
             "loanapi.openapi",
             "loanapi.migrate",
+            "loanapi.jobs",  # the scheduled jobs, run by the worker or the server
             "loanapi.models",  # imports every table for Alembic and the tests
         ),
     ),
@@ -33,6 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "loanapi.loans.service",
             "loanapi.loans.servicing",
+            "loanapi.loans.close_of_business",
+            "loanapi.loans.portfolio",
             "loanapi.loans.workflow",
             "loanapi.users.service",
             "loanapi.idempotency",
@@ -53,6 +56,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             # Pure money maths (no I/O): the models use its enums, the services its rules.
             "loanapi.loans.pricing",
             "loanapi.loans.ledger",
+            "loanapi.sql",
             "loanapi.config",
             "loanapi.errors",
             "loanapi.pagination",

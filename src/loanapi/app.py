@@ -1,5 +1,6 @@
 """The application factory: settings, database, middleware, error handlers and routers."""
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -12,8 +13,8 @@ from fastapi.responses import PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import IntegrityError
 
-from loanapi import __version__, openapi
-from loanapi.api import admin, agent, auth, customer, health, legacy, products
+from loanapi import __version__, jobs, openapi
+from loanapi.api import admin, agent, auth, books, customer, health, legacy, products
 from loanapi.api.idempotency import replay_response
 from loanapi.config import Settings, get_settings
 from loanapi.db import create_engine, create_sessions
@@ -67,11 +68,22 @@ async def bootstrap_admin(app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await bootstrap_admin(app)
+    scheduler = _scheduled_jobs(app)
     # Everything loaded so far (modules, models, schemas, the routes) lives as long as the
     # process: out of the collector's sight, full collections stay short (p99 latency).
     gc.freeze()
     yield
+    if scheduler is not None:
+        scheduler.cancel()
     await close_databases(app)
+
+
+def _scheduled_jobs(app: FastAPI) -> "asyncio.Task[None] | None":
+    """On SQLite there is no worker: the server runs the daily jobs itself (loanapi.jobs)."""
+    settings: Settings = app.state.settings
+    if not (settings.is_sqlite and settings.jobs_in_process):
+        return None
+    return asyncio.create_task(jobs.run_in_process(app.state.sessions, settings))
 
 
 async def close_databases(app: FastAPI) -> None:
@@ -123,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app, legacy.BODY_MODELS)
     app.add_exception_handler(Replay, replay_response)
     # Matched in this order, one route after another: the loan routers first (most traffic).
-    for module in (customer, agent, admin, auth, products, health):
+    for module in (customer, agent, admin, books, auth, products, health):
         add_routes(app, module.router)
     if settings.metrics:
         app.state.loans_by_status = LoansByStatus(app.state.sessions.readers)

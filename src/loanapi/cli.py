@@ -3,8 +3,10 @@
 import asyncio
 import json
 import logging
+import logging.config
 import os
 import secrets
+from datetime import date
 from typing import Annotated
 
 import typer
@@ -150,6 +152,72 @@ def create_admin(
 
     asyncio.run(create())
     typer.echo(f"admin {username} created")
+
+
+@app.command()
+def cob(
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="The day to close, YYYY-MM-DD (default: yesterday, UTC)"),
+    ] = None,
+) -> None:
+    """Close of business: record late fees and store every active loan's lateness for a day."""
+    from loanapi.api.books import closed_day
+    from loanapi.jobs import NoAdmin
+
+    settings = _settings()
+    try:
+        closing = closed_day(date.fromisoformat(day) if day else None)
+    except ValueError as exc:
+        typer.echo(f"Invalid --date {day}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        asyncio.run(_close_books(settings, closing))
+    except NoAdmin as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+async def _close_books(settings: Settings, day: date) -> None:
+    from loanapi import jobs
+    from loanapi.db import create_engine, create_sessions
+    from loanapi.loans import close_of_business
+
+    engine = create_engine(settings)
+    sessions = create_sessions(engine, settings)
+    try:
+        actor = await jobs.system_actor(sessions)
+        total = await close_of_business.pending(sessions.writers, day)
+        with typer.progressbar(length=total, label=f"Closing {day}", show_pos=True) as bar:
+            result = await jobs.close_books(sessions, day, actor_id=actor, progress=bar.update)
+    finally:
+        if sessions.read_pool is not None:
+            await sessions.read_pool.close()
+        await engine.dispose()
+    typer.echo(
+        f"closed {result.date}: {result.loans} loans, {result.penalties_charged} late fees "
+        f"recorded, {result.bucket_changes} bucket changes, {result.seconds:.1f} s"
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once")] = 1,
+) -> None:
+    """Run scheduled jobs (close of business daily at LOANAPI_COB_TIME) from the PostgreSQL job
+    queue; start as many as you like, on any machines: each job runs once."""
+    from loanapi import jobs
+
+    settings = _settings()
+    if settings.is_sqlite:
+        typer.echo(
+            "loanapi worker needs PostgreSQL (LOANAPI_DATABASE_URL); on the embedded SQLite "
+            "default, `loanapi serve` runs the scheduled jobs itself",
+            err=True,
+        )
+        raise typer.Exit(2)
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
+    asyncio.run(jobs.work(settings, concurrency=concurrency))
 
 
 @app.command()

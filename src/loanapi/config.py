@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     register_window_minutes: int = Field(default=60, ge=1)
     docs: bool = True
     db_pool_size: int = Field(default=10, ge=1)
+    # Close of business runs every day at this UTC time for the day before (SERVICING.md).
+    cob_time: str = Field(default="00:05", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    # A full cron expression instead of cob_time (minute hour day month weekday, or with seconds
+    # first as a sixth field): for operators with other needs, and for tests.
+    cob_cron: str | None = None
+    # On SQLite, `loanapi serve` runs the scheduled jobs itself (there is no worker).
+    jobs_in_process: bool = True
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -74,6 +81,14 @@ class Settings(BaseSettings):
     @property
     def weak_passwords(self) -> bool:
         return self.password_min_length < RECOMMENDED_PASSWORD_LENGTH
+
+    @property
+    def cob_schedule(self) -> str:
+        """The cron expression of the daily close of business."""
+        if self.cob_cron:
+            return self.cob_cron
+        hour, minute = self.cob_time.split(":")
+        return f"{int(minute)} {int(hour)} * * *"
 
     @property
     def is_sqlite(self) -> bool:

@@ -103,6 +103,8 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("GET", "/api/v1/admin/loans/{loan_id}/payoff"): r(401, 403, 403, 401, 403, 200),
     ("GET", "/api/v1/admin/loans/{loan_id}/statement"): r(401, 403, 403, 401, 403, 200),
     ("GET", "/api/v1/admin/repayments"): r(401, 403, 403, 401, 403, 200),
+    ("POST", "/api/v1/admin/close-of-business"): r(401, 403, 403, 401, 403, 200),
+    ("GET", "/api/v1/admin/portfolio"): r(401, 403, 403, 401, 403, 200),
     # service probes
     ("GET", "/healthz"): r(200, 200, 200, 200, 200, 200),
     ("GET", "/readyz"): r(200, 200, 200, 200, 200, 200),
@@ -449,7 +451,7 @@ async def test_authorization_matrix(client, app, admin, new_customer, new_agent)
         f"{len(failures)} failures"
     )
     print(summary)  # noqa: T201
-    assert checked == len(EXPECTED) * len(ROLES) == 74 * 6
+    assert checked == len(EXPECTED) * len(ROLES) == 76 * 6
     assert not failures, summary + "\n" + "\n".join(failures)
 
 

@@ -2,9 +2,10 @@
 
 from datetime import date
 from enum import StrEnum
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from loanapi.api.common import (
     history_response,
@@ -29,6 +30,7 @@ from loanapi.api.deps import (
     UserId,
     WriteSessionDep,
 )
+from loanapi.api.exports import LOANS, REPAYMENTS, USERS, csv_download, csv_route, wants_csv
 from loanapi.api.idempotency import IdempotentRoute
 from loanapi.api.servicing import LOAN_EXAMPLE, PAYOFF, REPAY, STATEMENT, OnDate
 from loanapi.errors import Unprocessable, problem_responses
@@ -73,17 +75,21 @@ class AgentStatus(StrEnum):
     response_model=Page[UserRead],
     operation_id="admin_list_users",
     summary="All users, newest first",
+    **csv_route(),
 )
 async def list_users(
+    request: Request,
     admin: AdminUser,
     session: ReadSessionDep,
     page: PageDep,
     role: Annotated[Role | None, Query()] = None,
     status: Annotated[UserStatus | None, Query()] = None,
 ) -> Response:
-    found = await users.list_users(
-        session, page=page, roles=[role] if role else (), statuses=[status] if status else ()
-    )
+    roles, statuses = [role] if role else (), [status] if status else ()
+    if wants_csv(request):
+        pages = partial(users.list_users, roles=roles, statuses=statuses)
+        return await csv_download(request, session, "users", USERS, pages)
+    found = await users.list_users(session, page=page, roles=roles, statuses=statuses)
     return user_page(found, page)
 
 
@@ -92,8 +98,14 @@ async def list_users(
     response_model=Page[UserRead],
     operation_id="admin_list_customers",
     summary="All customers, newest first",
+    **csv_route(),
 )
-async def list_customers(admin: AdminUser, session: ReadSessionDep, page: PageDep) -> Response:
+async def list_customers(
+    request: Request, admin: AdminUser, session: ReadSessionDep, page: PageDep
+) -> Response:
+    if wants_csv(request):
+        pages = partial(users.list_users, roles=[Role.customer])
+        return await csv_download(request, session, "customers", USERS, pages)
     return user_page(await users.list_users(session, page=page, roles=[Role.customer]), page)
 
 
@@ -102,14 +114,19 @@ async def list_customers(admin: AdminUser, session: ReadSessionDep, page: PageDe
     response_model=Page[UserRead],
     operation_id="admin_list_agents",
     summary="Agents, optionally by status (active = approved)",
+    **csv_route(),
 )
 async def list_agents(
+    request: Request,
     admin: AdminUser,
     session: ReadSessionDep,
     page: PageDep,
     status: Annotated[AgentStatus | None, Query()] = None,
 ) -> Response:
     statuses = [UserStatus(status.value)] if status else ()
+    if wants_csv(request):
+        pages = partial(users.list_users, roles=[Role.agent], statuses=statuses)
+        return await csv_download(request, session, "agents", USERS, pages)
     found = await users.list_users(session, page=page, roles=[Role.agent], statuses=statuses)
     return user_page(found, page)
 
@@ -119,10 +136,14 @@ async def list_agents(
     response_model=Page[UserRead],
     operation_id="admin_list_agent_applications",
     summary="Agents waiting for approval",
+    **csv_route(),
 )
 async def list_agent_applications(
-    admin: AdminUser, session: ReadSessionDep, page: PageDep
+    request: Request, admin: AdminUser, session: ReadSessionDep, page: PageDep
 ) -> Response:
+    if wants_csv(request):
+        pages = partial(users.list_users, roles=[Role.agent], statuses=[UserStatus.pending])
+        return await csv_download(request, session, "agent-applications", USERS, pages)
     return user_page(
         await users.list_users(
             session, page=page, roles=[Role.agent], statuses=[UserStatus.pending]
@@ -180,15 +201,19 @@ async def enable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserI
     response_model=Page[LoanRead],
     operation_id="admin_agent_loan_requests",
     summary="Loans one agent has requested, newest first",
-    responses=problem_responses(404),
+    **csv_route(problem_responses(404)),
 )
 async def agent_loan_requests(
+    request: Request,
     admin: AdminUser,
     session: ReadSessionDep,
     page: PageDep,
     agent_id: UserId,
     status: Annotated[LoanStatus | None, Query()] = None,
 ) -> Response:
+    if wants_csv(request):
+        pages = partial(loans.agent_requests, agent_id=agent_id, status=status)
+        return await csv_download(request, session, f"agent-{agent_id}-loan-requests", LOANS, pages)
     found = await loans.agent_requests(session, agent_id=agent_id, status=status, page=page)
     return loan_page(found, page)
 
@@ -198,8 +223,14 @@ async def agent_loan_requests(
     response_model=Page[LoanRead],
     operation_id="admin_list_loans",
     summary="All loans, filtered, newest first",
+    **csv_route(),
 )
-async def list_loans(admin: AdminUser, session: ReadSessionDep, query: LoanListDep) -> Response:
+async def list_loans(
+    request: Request, admin: AdminUser, session: ReadSessionDep, query: LoanListDep
+) -> Response:
+    if wants_csv(request):
+        pages = partial(loans.list_loans, filters=query.filters)
+        return await csv_download(request, session, "loans", LOANS, pages)
     found = await loans.list_loans(session, filters=query.filters, page=query.page)
     return loan_page(found, query.page)
 
@@ -420,9 +451,12 @@ async def loan_statement(
     response_model=Page[RepaymentRead],
     operation_id="admin_list_repayments",
     summary="Repayments across loans, newest first, for reconciliation",
-    responses=problem_responses(notes={422: "A filter is invalid, or paid_to is before paid_from"}),
+    **csv_route(
+        problem_responses(notes={422: "A filter is invalid, or paid_to is before paid_from"})
+    ),
 )
 async def list_repayments(
+    request: Request,
     admin: AdminUser,
     session: ReadSessionDep,
     page: PageDep,
@@ -438,6 +472,9 @@ async def list_repayments(
     filters = servicing.RepaymentFilters(
         loan_id=loan_id, paid_from=paid_from, paid_to=paid_to, reversed=reversed
     )
+    if wants_csv(request):
+        pages = partial(servicing.list_repayments, filters=filters)
+        return await csv_download(request, session, "repayments", REPAYMENTS, pages)
     return repayment_page(
         await servicing.list_repayments(session, filters=filters, page=page), page
     )

@@ -72,6 +72,9 @@ class LoanProduct(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+ACTIVE = text("status = 'active'")
+
+
 class Loan(Base):
     __tablename__ = "loans"
 
@@ -113,6 +116,12 @@ class Loan(Base):
     written_off_principal: Mapped[Decimal | None] = mapped_column(MONEY)
     written_off_interest: Mapped[Decimal | None] = mapped_column(TOTAL)
     written_off_penalty: Mapped[Decimal | None] = mapped_column(TOTAL)
+    # What close of business builds on (loans/close_of_business.py): the date the derived fields
+    # above are as of, the late fees charged in them, and how many of those have their
+    # `penalty_charged` event.
+    serviced_on: Mapped[date | None] = mapped_column(Date)
+    fees_charged: Mapped[int | None] = mapped_column(Integer)
+    fees_recorded: Mapped[int | None] = mapped_column(Integer)
 
     # Every list is newest first, (created_at desc, id desc); each filter has an index that
     # starts with the filtered column and then gives that order, so no list sorts the table.
@@ -125,6 +134,20 @@ class Loan(Base):
         Index("ix_loans_updated", "updated_at", "id"),
         Index("ix_loans_bucket_created", "bucket", "created_at", "id"),
         Index("ix_loans_dpd", "dpd"),
+        # Close of business walks the active loans in id order, in batches.
+        Index("ix_loans_active", "id", postgresql_where=ACTIVE, sqlite_where=ACTIVE),
+        # The portfolio's stock and flows, read from the indexes alone (index-only scans).
+        Index(
+            "ix_loans_book",
+            "bucket",
+            "dpd",
+            "principal_outstanding",
+            "arrears",
+            "cob_date",
+            postgresql_where=ACTIVE,
+            sqlite_where=ACTIVE,
+        ),
+        Index("ix_loans_disbursed", "disbursed_on", "principal"),
     )
 
 
@@ -147,6 +170,9 @@ class LoanEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (Index("uq_loan_events_loan_version", "loan_id", "version", unique=True),)
+
+
+NOT_REVERSED = text("NOT reversed")
 
 
 class Repayment(Base):
@@ -176,4 +202,12 @@ class Repayment(Base):
         Index("ix_repayments_loan_paid", "loan_id", "paid_on", "id"),
         Index("ix_repayments_created", "created_at", "id"),
         Index("ix_repayments_paid", "paid_on", "id"),
+        # The portfolio's repaid flow of a month, from the index alone.
+        Index(
+            "ix_repayments_flows",
+            "paid_on",
+            "amount",
+            postgresql_where=NOT_REVERSED,
+            sqlite_where=NOT_REVERSED,
+        ),
     )

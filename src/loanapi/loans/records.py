@@ -55,6 +55,10 @@ class LoanRecord(Record):
     written_off_principal: MoneyOut | None = None
     written_off_interest: MoneyOut | None = None
     written_off_penalty: MoneyOut | None = None
+    # Close of business's bookkeeping (Loan.serviced_on and after): not part of the API.
+    serviced_on: Annotated[date | None, Field(exclude=True)] = None
+    fees_charged: Annotated[int | None, Field(exclude=True)] = None
+    fees_recorded: Annotated[int | None, Field(exclude=True)] = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ SERVICED = (
     "written_off_interest",
     "written_off_penalty",
 )
-_STORED = (*SERVICED, "first_due_given")
+_STORED = (*SERVICED, "first_due_given", "serviced_on", "fees_charged", "fees_recorded")
 
 
 def today() -> date:
@@ -216,8 +216,11 @@ def _allocated(record: RepaymentRecord, allocation: ledger.Allocation | None) ->
 
 
 def _derived(book: ledger.Ledger) -> dict[str, Any]:
+    """The fields a replay as of `book.as_of` gives a loan (its stored state as of that day)."""
     owed = book.delinquency
     return {
+        "serviced_on": book.as_of,
+        "fees_charged": len(book.fees),
         "principal_outstanding": owed.principal_outstanding,
         "interest_outstanding": owed.interest_outstanding,
         "penalty_outstanding": owed.penalty_outstanding,
@@ -367,6 +370,7 @@ async def disburse(
         "first_due_given": first_due_on is not None,
         "late_fee": product.late_fee,
         "grace_days": product.grace_days,
+        "fees_recorded": 0,
         **_derived(book),
     }
     return await _save(session, loan, actor, [Step(EventAction.disbursed, values)])

@@ -1,0 +1,380 @@
+"""Close of business for a date D: late fees recorded, lateness stored, for the whole book.
+
+Set-based, in batches of active loans in id order, each batch one transaction, so a run killed
+halfway leaves every loan done or not done for D and the next run finishes the rest; a loan
+whose `cob_date` is D already is skipped, so a second run changes nothing, and on PostgreSQL two
+runs at once split the batches (FOR UPDATE SKIP LOCKED).
+
+Why SQL can do what the ledger does (loans/ledger.py) without a replay: between two changes of a
+loan nothing is paid, only time passes. Its stored fields are as of `serviced_on` (the day of
+its last change or close of business), when every repayment it has was already dated. So as of
+any later D:
+- what its repayments paid towards installments is fixed: `paid` = principal paid + interest
+  paid, and allocation fills installments in order, so the oldest one not fully paid is
+  `c = paid // emi + 1` (installments are emi each, the last takes the remainder);
+- the installments due before D follow from the calendar (`due_k = add_months(anchor, k - o)`);
+- a fee dated after `serviced_on` and by D is charged on every installment from c on whose fee
+  date falls in that window (none of them can have been paid by then);
+- dpd is D minus installment c's due date when that is before D; arrears are the unpaid part of
+  the installments due before D plus every unpaid fee.
+tests/loans/test_close_of_business.py checks these against the ledger's replay on random loans.
+Loans changed after D (a repayment today, the run for yesterday) take the ledger's own replay
+as of D instead: there are few of them, and their stored fields (newer than D) are kept.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from loanapi.clock import utcnow
+from loanapi.db import WriteSession, fetch
+from loanapi.loans import ledger
+from loanapi.loans.models import TOTAL, EventAction, Loan, LoanEvent, LoanStatus
+from loanapi.loans.records import LoanRecord
+from loanapi.loans.service import json_value
+from loanapi.loans.servicing import SERVICED, repayments_of, terms_of
+from loanapi.sql import add_days, add_months, cents, days_between, greatest, least, money
+from loanapi.sql import month_index as month
+from loanapi.users.models import Role
+
+BATCH = 2_000
+D = bindparam("day", type_=Loan.cob_date.type)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one run did (SERVICING.md's answer to POST /admin/close-of-business)."""
+
+    date: date
+    loans: int  # loans closed for the date by this run
+    penalties_charged: int  # late fees recorded (one penalty_charged event per loan with any)
+    bucket_changes: int
+    seconds: float
+
+
+Progress = Callable[[int], None]  # called with the loans each batch closed
+
+
+# --- the set-based calculation ---------------------------------------------------------------
+
+_DUE = and_(
+    Loan.status == LoanStatus.active,
+    Loan.disbursed_on <= D,
+    or_(Loan.cob_date.is_(None), Loan.cob_date < D),
+)
+
+
+def _calculation(ids: Any) -> Select[Any]:
+    """Every stored field of the loans `ids` as of D, in whole cents, beside their old values.
+
+    It reads an alias of the table, so that inside an UPDATE of `loans` it is not correlated to
+    the row being updated."""
+    book = Loan.__table__.alias("book")
+    base = (
+        select(
+            book.c.id,
+            book.c.version,
+            book.c.tenure_months.label("n"),
+            case((book.c.first_due_given, book.c.first_due_on), else_=book.c.disbursed_on).label(
+                "anchor"
+            ),
+            case((book.c.first_due_given, 1), else_=0).label("o"),
+            cents(book.c.emi).label("emi"),
+            cents(book.c.total_payable).label("total"),
+            (
+                cents(book.c.principal)
+                - cents(book.c.principal_outstanding)
+                + cents(book.c.total_interest)
+                - cents(book.c.interest_outstanding)
+            ).label("paid"),
+            cents(book.c.penalty_outstanding).label("penalty"),
+            cents(book.c.late_fee).label("fee"),
+            book.c.grace_days,
+            book.c.serviced_on,
+            book.c.fees_charged,
+            book.c.fees_recorded,
+            book.c.bucket.label("old_bucket"),
+        )
+        .where(book.c.id.in_(ids))
+        .cte("base")
+    )
+
+    def due_before(day: Any) -> Any:
+        """How many installments are due before `day`: the last month before it, counted from
+        the anchor, plus its own month's when that due date is before it."""
+        q = month(day) - month(base.c.anchor)
+        same_month = case((add_months(base.c.anchor, q) < day, 1), else_=0)
+        return least(base.c.n, greatest(0, q - 1 + same_month + base.c.o))
+
+    cursor = least(base.c.n, base.c.paid // base.c.emi + 1)
+    step = select(
+        base,
+        cursor.label("c"),
+        due_before(D).label("due_d"),
+        due_before(add_days(D, -base.c.grace_days)).label("fees_d"),
+        due_before(add_days(base.c.serviced_on, -base.c.grace_days)).label("fees_s"),
+    ).cte("step")
+
+    def scheduled(k: Any) -> Any:
+        """What installments 1..k ask for in all (emi each; the last one takes the rest)."""
+        return case((k >= step.c.n, step.c.total), else_=k * step.c.emi)
+
+    def due_on(k: Any) -> Any:
+        return add_months(step.c.anchor, k - step.c.o)
+
+    new_fees = case(
+        (step.c.fee > 0, greatest(0, step.c.fees_d - greatest(step.c.fees_s, step.c.c - 1))),
+        else_=0,
+    )
+    first_due = due_on(step.c.c)
+    next_k = greatest(step.c.c, step.c.due_d + 1)
+    late = case(
+        (first_due < D, days_between(D, first_due)), else_=0
+    )  # the oldest unpaid installment
+    result = select(
+        step,
+        new_fees.label("new_fees"),
+        late.label("dpd"),
+        case((next_k <= step.c.n, due_on(next_k)), else_=None).label("next_due_on"),
+        case(
+            (
+                next_k <= step.c.n,
+                scheduled(next_k) - greatest(step.c.paid, scheduled(next_k - 1)),
+            ),
+            else_=0,
+        ).label("next_part"),
+        greatest(0, scheduled(step.c.due_d) - step.c.paid).label("unpaid_due"),
+    ).cte("result")
+    penalty = result.c.penalty + result.c.new_fees * result.c.fee
+    arrears = result.c.unpaid_due + penalty
+    dpd = result.c.dpd
+    bucket = case(
+        (dpd <= 0, ledger.Bucket.current.value),
+        (dpd <= 30, ledger.Bucket.days_1_30.value),
+        (dpd <= 60, ledger.Bucket.days_31_60.value),
+        (dpd <= 90, ledger.Bucket.days_61_90.value),
+        else_=ledger.Bucket.days_91_plus.value,
+    )
+    charged = result.c.fees_charged + result.c.new_fees
+    return select(
+        result.c.id,
+        result.c.version,
+        result.c.old_bucket,
+        result.c.fees_recorded,
+        (charged - result.c.fees_recorded).label("to_record"),
+        charged.label("fees_charged"),
+        money(penalty, TOTAL).label("penalty_outstanding"),
+        money(arrears, TOTAL).label("arrears"),
+        dpd.label("dpd"),
+        bucket.label("bucket"),
+        result.c.next_due_on,
+        money(arrears + result.c.next_part, TOTAL).label("next_due_amount"),
+    )
+
+
+# --- a run -------------------------------------------------------------------------------------
+
+
+def _batch(*, changed_after: bool) -> Select[Any]:
+    """The next batch of loans not yet closed for D: stored as of D or before (set-based), or
+    changed after D (replayed). On PostgreSQL rows another run holds are skipped."""
+    stored = (
+        or_(Loan.serviced_on.is_(None), Loan.serviced_on > D)
+        if changed_after
+        else Loan.serviced_on <= D
+    )
+    return (
+        select(Loan.id)
+        .where(_DUE, stored, Loan.id > bindparam("after", type_=Integer))
+        .order_by(Loan.id)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+    )
+
+
+_SET_BASED = _batch(changed_after=False)
+_REPLAYED = _batch(changed_after=True)
+
+
+def _update(calculated: Any) -> Any:
+    return (
+        update(Loan)
+        .where(Loan.id == calculated.c.id, _DUE)
+        .values(
+            penalty_outstanding=calculated.c.penalty_outstanding,
+            arrears=calculated.c.arrears,
+            dpd=calculated.c.dpd,
+            bucket=calculated.c.bucket,
+            next_due_on=calculated.c.next_due_on,
+            next_due_amount=calculated.c.next_due_amount,
+            fees_charged=calculated.c.fees_charged,
+            fees_recorded=calculated.c.fees_charged,
+            version=Loan.version + case((calculated.c.to_record > 0, 1), else_=0),
+            serviced_on=D,
+            cob_date=D,
+        )
+    )
+
+
+_IDS: Any = bindparam("ids", expanding=True)
+_CALCULATED = _calculation(_IDS).subquery("calculated")
+_CHANGES = select(_CALCULATED).where(
+    or_(
+        _CALCULATED.c.to_record > 0,
+        _CALCULATED.c.old_bucket.is_distinct_from(_CALCULATED.c.bucket),
+    )
+)
+_APPLY = _update(_CALCULATED)
+_CLOSE_DAY = update(Loan).where(Loan.id.in_(_IDS), _DUE).values(cob_date=D)
+_INSERT_EVENT = insert(LoanEvent)
+_LOAN_ROWS = select(Loan.__table__).where(Loan.id.in_(_IDS)).order_by(Loan.id)
+
+
+@dataclass
+class _Tally:
+    loans: int = 0
+    penalties: int = 0
+    buckets: int = 0
+
+
+async def _set_based_batch(
+    session: WriteSession, ids: list[int], day: date, actor_id: int, tally: _Tally
+) -> None:
+    changes = await fetch(session, _CHANGES, {"ids": ids, "day": day})
+    fees = [row for row in changes if row["to_record"] > 0]
+    tally.buckets += sum(row["old_bucket"] != row["bucket"] for row in changes)
+    tally.penalties += sum(row["to_record"] for row in fees)
+    connection = await session.connection()
+    await connection.execute(_APPLY, {"ids": ids, "day": day})
+    if fees:
+        loans = await fetch(session, _LOAN_ROWS, {"ids": [row["id"] for row in fees]})
+        before = {row["id"]: row for row in fees}
+        events = [_event(LoanRecord.of(loan), before[loan["id"]], actor_id) for loan in loans]
+        await connection.execute(_INSERT_EVENT, events)
+    tally.loans += len(ids)
+
+
+def _event(loan: LoanRecord, change: Any, actor_id: int) -> dict[str, Any]:
+    """The loan's `penalty_charged` event: the fees it records, the fields that moved."""
+    assert loan.late_fee is not None
+    recorded = change["to_record"]
+    fees = {
+        "count": recorded,
+        "amount": f"{loan.late_fee * recorded:.2f}",
+        "recorded": {"from": change["fees_recorded"], "to": change["fees_recorded"] + recorded},
+    }
+    snapshot = {name: json_value(getattr(loan, name)) for name in SERVICED}
+    return {
+        "loan_id": loan.id,
+        "version": loan.version,
+        "action": EventAction.penalty_charged,
+        "actor_id": actor_id,
+        "actor_role": Role.admin,
+        "at": utcnow(),
+        "changes": {"late_fees": {"from": None, "to": fees}},
+        "snapshot": snapshot,
+        "reason": f"close of business {loan.cob_date.isoformat() if loan.cob_date else ''}",
+    }
+
+
+async def _replayed_batch(
+    session: WriteSession, ids: list[int], day: date, actor_id: int, tally: _Tally
+) -> None:
+    """Loans changed after D: their fees as of D come from the ledger; their fields are newer
+    than D and stay."""
+    connection = await session.connection()
+    for row in await fetch(session, _LOAN_ROWS, {"ids": ids}):
+        loan = LoanRecord.of(row)
+        book = ledger.replay(
+            terms_of(loan), _replayable(await repayments_of(session, loan.id)), day
+        )
+        to_record = max(0, len(book.fees) - (loan.fees_recorded or 0))
+        values: dict[str, Any] = {"cob_date": day}
+        if to_record:
+            values |= {"fees_recorded": (loan.fees_recorded or 0) + to_record}
+            values |= {"version": loan.version + 1}
+        if loan.serviced_on is None:  # from before close of business existed: store as of D
+            values |= _stored_as_of(book)
+        await connection.execute(
+            update(Loan).where(Loan.id == loan.id, Loan.version == loan.version).values(values)
+        )
+        if to_record:
+            changed = {**row, **values}
+            before = {"to_record": to_record, "fees_recorded": loan.fees_recorded or 0}
+            await connection.execute(
+                _INSERT_EVENT, [_event(LoanRecord.of(changed), before, actor_id)]
+            )
+            tally.penalties += to_record
+        tally.loans += 1
+
+
+def _replayable(records: Any) -> list[ledger.Repayment]:
+    return [ledger.Repayment(r.id, r.paid_on, r.amount, r.reversed) for r in records]
+
+
+def _stored_as_of(book: ledger.Ledger) -> dict[str, Any]:
+    owed = book.delinquency
+    return {
+        "penalty_outstanding": owed.penalty_outstanding,
+        "arrears": owed.arrears,
+        "dpd": owed.dpd,
+        "bucket": owed.bucket,
+        "next_due_on": owed.next_due_on,
+        "next_due_amount": owed.next_due_amount,
+        "fees_charged": len(book.fees),
+        "serviced_on": book.as_of,
+    }
+
+
+async def run(
+    writers: async_sessionmaker[WriteSession],
+    *,
+    day: date,
+    actor_id: int,
+    progress: Progress | None = None,
+) -> Result:
+    """Close the book for `day`: batch after batch, each in its own transaction."""
+    started = time.monotonic()
+    tally = _Tally()
+    for query, work in ((_SET_BASED, _set_based_batch), (_REPLAYED, _replayed_batch)):
+        after = 0
+        while True:
+            async with writers() as session:
+                ids = [
+                    row["id"] for row in await fetch(session, query, {"day": day, "after": after})
+                ]
+                if not ids:
+                    break
+                done = tally.loans
+                await work(session, ids, day, actor_id, tally)
+                await session.commit()
+            after = ids[-1]
+            if progress is not None:
+                progress(tally.loans - done)
+    return Result(day, tally.loans, tally.penalties, tally.buckets, time.monotonic() - started)
+
+
+_PENDING = select(func.count().label("count")).select_from(Loan).where(_DUE)
+
+
+async def pending(writers: async_sessionmaker[WriteSession], day: date) -> int:
+    """How many loans a run for `day` has left (for a progress bar)."""
+    async with writers() as session:
+        rows = await fetch(session, _PENDING, {"day": day})
+        return int(rows[0]["count"]) if rows else 0
