@@ -64,7 +64,12 @@ async def close_books(
         sessions.writers, day=day, actor_id=actor, progress=progress
     )
     log.info(
-        "close of business",
+        "close of business %s: %d loans, %d late fees recorded, %d bucket changes, %.1f s",
+        day,
+        result.loans,
+        result.penalties_charged,
+        result.bucket_changes,
+        result.seconds,
         extra={
             "date": day.isoformat(),
             "loans": result.loans,
@@ -117,7 +122,13 @@ def queue(settings: Settings, sessions: Sessions) -> procrastinate.App:
     )
 
     @jobs.periodic(cron=settings.cob_schedule, periodic_id="daily")
-    @jobs.task(name="close_of_business", queue="scheduled", queueing_lock="close_of_business")
+    # A failed run (the database restarting, say) is tried again; a run is safe to repeat.
+    @jobs.task(
+        name="close_of_business",
+        queue="scheduled",
+        queueing_lock="close_of_business",
+        retry=procrastinate.RetryStrategy(max_attempts=6, exponential_wait=30),
+    )
     async def close_of_business_job(timestamp: int) -> dict[str, Any]:
         day = day_closed_at(datetime.fromtimestamp(timestamp, UTC))
         result = await close_books(sessions, day)
