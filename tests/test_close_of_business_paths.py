@@ -68,6 +68,8 @@ FEES = {"personal_loan": ("25.00", 5), "home_loan": ("7.35", 0), "car_loan": ("1
 WRITTEN_AT = {"created_at", "updated_at"}
 # Event columns that may differ between two equivalent runs.
 EVENT_NOISE = {"id", "at", "actor_id"}
+# What a run reports (close_of_business.Result, seconds aside).
+RESULT_KEYS = ("date", "loans", "penalties_charged", "bucket_changes")
 
 
 @dataclass(frozen=True)
@@ -234,8 +236,8 @@ async def _loan(
 
 
 async def _store_as_of(app: Any, loan_id: int, day: date) -> None:
-    """Store the loan as its last change on `day` would have left it: what the ledger's replay
-    gives as of then (the book a day after day; the API can only change loans as of today)."""
+    """Store the loan as its last change on `day` would have left it (the API changes loans as
+    of today only): what the ledger's replay gives as of then."""
     async with app.state.sessions.write() as session:
         row = (await session.execute(select(Loan.__table__).where(Loan.id == loan_id))).mappings()
         loan = LoanRecord.of(row.one())
@@ -318,7 +320,8 @@ async def _by_cli(url: str, day: date, workdir: Path) -> dict[str, Any]:
 
 
 class _Runs(logging.Handler):
-    """Collects the scheduled runs' log records (jobs.close_books logs each run)."""
+    """Collects the scheduled runs' log records: jobs.close_books logs each run's Result in the
+    record's extra fields (whatever the message says)."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -328,11 +331,8 @@ class _Runs(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.ERROR:
             self.failures.append(self.format(record))
-        elif record.getMessage() == "close of business":
+        elif all(hasattr(record, key) for key in RESULT_KEYS):
             self.runs.append({k: getattr(record, k) for k in RESULT_KEYS})
-
-
-RESULT_KEYS = ("date", "loans", "penalties_charged", "bucket_changes")
 
 
 async def _scheduled_in_process(app: Any) -> list[dict[str, Any]]:
@@ -406,7 +406,7 @@ async def _scheduled_by_worker(app: Any, url: str, workdir: Path) -> list[dict[s
     return [
         {k: line[k] for k in RESULT_KEYS}
         for line in lines
-        if line.get("message") == "close of business" and line.get("name") == "loanapi.jobs"
+        if line.get("name") == "loanapi.jobs" and all(key in line for key in RESULT_KEYS)
     ]
 
 

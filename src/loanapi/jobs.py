@@ -134,6 +134,18 @@ def queue(settings: Settings, sessions: Sessions) -> procrastinate.App:
         result = await close_books(sessions, day)
         return {"date": day.isoformat(), "loans": result.loans}
 
+    # A worker killed mid-job (SIGKILL, a lost machine) leaves its job "doing" with no heartbeat:
+    # every minute, any worker puts such jobs back in the queue (Procrastinate's own recipe).
+    @jobs.periodic(cron="* * * * *", periodic_id="stalled")
+    @jobs.task(name="retry_stalled_jobs", queue="scheduled", queueing_lock="retry_stalled_jobs")
+    async def retry_stalled_jobs(timestamp: int) -> int:
+        stalled = list(await jobs.job_manager.get_stalled_jobs(seconds_since_heartbeat=60))
+        for job in stalled:
+            assert job.id is not None  # a job read from the database has its id
+            log.warning("retrying a job whose worker stopped: %s", job.call_string)
+            await jobs.job_manager.retry_job_by_id_async(job.id, retry_at=utcnow())
+        return len(stalled)
+
     return jobs
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from loanapi.loans.schemas import StatementRead
 from tests.helpers import assert_field_error, assert_problem
 
 V1 = "/api/v1"
@@ -98,6 +99,10 @@ async def test_worked_example_to_the_cent(client, customer, agent, admin, exampl
     }
 
     april = await get(client, customer, f"/customer/loans/{loan_id}/statement?on=2025-04-01")
+    # The body, assembled from its parts' serializers, is exactly what /docs documents.
+    documented = StatementRead.model_validate(april).model_dump(mode="json")
+    assert documented == april
+    assert list(documented) == list(april)
     assert (april["dpd"], april["bucket"], april["arrears"]) == (17, "1-30", "1084.18")
     assert april["installments"][1]["penalty"] == "25.00"
     assert april["installments"][1]["status"] == "overdue"

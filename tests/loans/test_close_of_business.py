@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from loanapi.loans import close_of_business, ledger
 from loanapi.loans.models import EventAction, Loan, LoanEvent
 from loanapi.loans.records import LoanRecord
-from loanapi.loans.servicing import _derived, repayments_of, terms_of, today
+from loanapi.loans.servicing import _derived, repayments_of, replayable, terms_of, today
 
 V1 = "/api/v1"
 LOANS = int(os.environ.get("LOANAPI_COB_TEST_LOANS", "24"))
@@ -95,7 +95,7 @@ async def _rewind(app, loan_id: int, rng: random.Random, day: date) -> date:
         terms = terms_of(loan)
         terms = ledger.LoanTerms(**{**_fields(terms), "late_fee": late_fee, "grace_days": grace})
         served = max(loan.disbursed_on, min(served, day))
-        book = ledger.replay(terms, _replayable(repayments), served)
+        book = ledger.replay(terms, replayable(repayments), served)
         values = {**_derived(book), "late_fee": late_fee, "grace_days": grace}
         values |= {"cob_date": None, "fees_recorded": rng.randrange(0, len(book.fees) + 1)}
         await session.execute(update(Loan).where(Loan.id == loan_id).values(values))
@@ -107,16 +107,12 @@ def _fields(terms: ledger.LoanTerms) -> dict:
     return {name: getattr(terms, name) for name in terms.__dataclass_fields__}
 
 
-def _replayable(records):
-    return [ledger.Repayment(r.id, r.paid_on, r.amount, r.reversed) for r in records]
-
-
 async def _expected(app, loan_id: int, day: date) -> dict:
     async with app.state.sessions.write() as session:
         row = (await session.execute(select(Loan.__table__).where(Loan.id == loan_id))).mappings()
         loan = LoanRecord.of(row.one())
         repayments = await repayments_of(session, loan_id)
-        book = ledger.replay(terms_of(loan), _replayable(repayments), day)
+        book = ledger.replay(terms_of(loan), replayable(repayments), day)
         derived = _derived(book)
         return {name: derived[name] for name in FIELDS}, loan
 

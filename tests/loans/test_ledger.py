@@ -17,6 +17,7 @@ from loanapi.loans.ledger import (
     Overpayment,
     Payoff,
     Repayment,
+    _delinquency,
     add_months,
     bucket_of,
     delinquency,
@@ -619,7 +620,21 @@ def test_replay_properties(terms: LoanTerms, tries: list[Step], as_of_days: int)
 
     # Any earlier date sees only what was dated by then, with the same rules.
     as_of = min(terms.disbursed_on + timedelta(days=as_of_days), today)
-    check_ledger(terms, accepted, replay(terms, accepted, as_of))
+    earlier = replay(terms, accepted, as_of)
+    check_ledger(terms, accepted, earlier)
+
+    # The delinquency a change stores (from the running state, without the installments' detail)
+    # is what every installment's state says, and so is the rest of a replay without detail.
+    for ledger_ in (final, earlier):
+        assert ledger_.delinquency == _delinquency(ledger_.installments, ledger_.as_of)
+        brief = replay(terms, accepted, ledger_.as_of, detail=False)
+        assert brief.installments == ()
+        assert (brief.delinquency, brief.payoff, brief.postings, brief.fees) == (
+            ledger_.delinquency,
+            ledger_.payoff,
+            ledger_.postings,
+            ledger_.fees,
+        )
 
 
 @LEDGER_PROFILE

@@ -48,7 +48,7 @@ from loanapi.loans import ledger
 from loanapi.loans.models import TOTAL, EventAction, Loan, LoanEvent, LoanStatus
 from loanapi.loans.records import LoanRecord
 from loanapi.loans.service import json_value
-from loanapi.loans.servicing import SERVICED, repayments_of, terms_of
+from loanapi.loans.servicing import SERVICED, repayments_of, replayable, terms_of
 from loanapi.sql import add_days, add_months, cents, days_between, greatest, least, money
 from loanapi.sql import month_index as month
 from loanapi.users.models import Role
@@ -191,9 +191,11 @@ def _calculation(ids: Any) -> Select[Any]:
 # --- a run -------------------------------------------------------------------------------------
 
 
-def _batch(*, changed_after: bool) -> Select[Any]:
+def _batch(*, changed_after: bool, skip_locked: bool) -> Select[Any]:
     """The next batch of loans not yet closed for D: stored as of D or before (set-based), or
-    changed after D (replayed). On PostgreSQL rows another run holds are skipped."""
+    changed after D (replayed). On PostgreSQL, `skip_locked` passes over rows another
+    transaction holds (another run's batch, or a repayment being posted); otherwise it waits
+    for them, and a row another run closed meanwhile no longer matches."""
     stored = (
         or_(Loan.serviced_on.is_(None), Loan.serviced_on > D)
         if changed_after
@@ -204,12 +206,16 @@ def _batch(*, changed_after: bool) -> Select[Any]:
         .where(_DUE, stored, Loan.id > bindparam("after", type_=Integer))
         .order_by(Loan.id)
         .limit(BATCH)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=skip_locked)
     )
 
 
-_SET_BASED = _batch(changed_after=False)
-_REPLAYED = _batch(changed_after=True)
+# Two sweeps: the first shares the book with any other run; the second comes back for what
+# the first passed over because a servicing change (or another run) held it, and waits.
+_SWEEPS = tuple(
+    (_batch(changed_after=False, skip_locked=skip), _batch(changed_after=True, skip_locked=skip))
+    for skip in (True, False)
+)
 
 
 def _update(calculated: Any) -> Any:
@@ -301,9 +307,8 @@ async def _replayed_batch(
     connection = await session.connection()
     for row in await fetch(session, _LOAN_ROWS, {"ids": ids}):
         loan = LoanRecord.of(row)
-        book = ledger.replay(
-            terms_of(loan), _replayable(await repayments_of(session, loan.id)), day
-        )
+        repayments = replayable(await repayments_of(session, loan.id))
+        book = ledger.replay(terms_of(loan), repayments, day, detail=False)
         to_record = max(0, len(book.fees) - (loan.fees_recorded or 0))
         values: dict[str, Any] = {"cob_date": day}
         if to_record:
@@ -322,10 +327,6 @@ async def _replayed_batch(
             )
             tally.penalties += to_record
         tally.loans += 1
-
-
-def _replayable(records: Any) -> list[ledger.Repayment]:
-    return [ledger.Repayment(r.id, r.paid_on, r.amount, r.reversed) for r in records]
 
 
 def _stored_as_of(book: ledger.Ledger) -> dict[str, Any]:
@@ -352,7 +353,12 @@ async def run(
     """Close the book for `day`: batch after batch, each in its own transaction."""
     started = time.monotonic()
     tally = _Tally()
-    for query, work in ((_SET_BASED, _set_based_batch), (_REPLAYED, _replayed_batch)):
+    passes = [
+        (query, work)
+        for set_based, replayed in _SWEEPS
+        for query, work in ((set_based, _set_based_batch), (replayed, _replayed_batch))
+    ]
+    for query, work in passes:
         after = 0
         while True:
             async with writers() as session:

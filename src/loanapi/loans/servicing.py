@@ -142,7 +142,7 @@ async def repayments_of(session: AsyncSession, loan_id: int) -> list[RepaymentRe
     return [RepaymentRecord.of(row) for row in rows]
 
 
-def _replayable(records: Sequence[RepaymentRecord]) -> list[ledger.Repayment]:
+def replayable(records: Sequence[RepaymentRecord]) -> list[ledger.Repayment]:
     return [ledger.Repayment(r.id, r.paid_on, r.amount, r.reversed) for r in records]
 
 
@@ -174,7 +174,7 @@ async def payoff(
 ) -> ledger.Payoff:
     """What closes the loan on `on` (default today), counting repayments dated by then."""
     loan, terms, records = await _serviced_loan(session, loan_id, customer_id)
-    return ledger.replay(terms, _replayable(records), _as_of(on, loan)).payoff
+    return ledger.replay(terms, replayable(records), _as_of(on, loan), detail=False).payoff
 
 
 async def statement(
@@ -182,7 +182,7 @@ async def statement(
 ) -> Statement:
     loan, terms, records = await _serviced_loan(session, loan_id, customer_id)
     as_of = _as_of(on, loan)
-    book = ledger.replay(terms, _replayable(records), as_of)
+    book = ledger.replay(terms, replayable(records), as_of)
     allocations = book.allocations
     shown = tuple(
         _allocated(r, allocations.get(r.id)) for r in records if r.paid_on <= as_of
@@ -204,8 +204,13 @@ def _status_on(loan: LoanRecord, closed_on: date | None, as_of: date) -> LoanSta
 
 def _allocated(record: RepaymentRecord, allocation: ledger.Allocation | None) -> RepaymentRecord:
     """The repayment with its allocation as of the statement's date (a reversed one keeps its
-    stored allocation)."""
-    if allocation is None:
+    stored allocation). Stored allocations are kept current by every change, so this copies
+    a record only when they differ."""
+    if allocation is None or (allocation.principal, allocation.interest, allocation.penalty) == (
+        record.principal,
+        record.interest,
+        record.penalty,
+    ):
         return record
     return replace(
         record,
@@ -362,7 +367,7 @@ async def disburse(
         late_fee=product.late_fee,
         grace_days=product.grace_days,
     )
-    book = ledger.replay(terms, [], max(today(), disbursed_on))
+    book = ledger.replay(terms, [], max(today(), disbursed_on), detail=False)
     values = {
         "status": LoanStatus.active,
         "disbursed_on": disbursed_on,
@@ -460,7 +465,7 @@ async def repay(
     records = await repayments_of(session, loan_id)
     new = ledger.Repayment(_UNSTORED, paid_on, data.amount)
     try:
-        book = ledger.replay(terms, [*_replayable(records), new], today())
+        book = ledger.replay(terms, [*replayable(records), new], today(), detail=False)
     except ledger.Overpayment as exc:
         # The new repayment replays after every one dated on or before its paid_on and before
         # any later one, so it meets its own limit (422) before it can push a later one over
@@ -527,7 +532,7 @@ async def reverse(
     records = await repayments_of(session, loan_id)
     remaining = [r if r.id != repayment_id else replace(r, reversed=True) for r in records]
     try:
-        book = ledger.replay(terms, _replayable(remaining), today())
+        book = ledger.replay(terms, replayable(remaining), today(), detail=False)
     except ledger.Overpayment as exc:  # not expected: a reversal only raises what is owed
         raise LaterRepaymentTooLarge(exc) from None
     connection = await session.connection()
@@ -557,7 +562,8 @@ async def write_off(
     loan = await _locked(session, loan_id)
     status = _permit(loan, Action.write_off, actor, expected_version)
     terms = terms_of(loan)
-    book = ledger.replay(terms, _replayable(await repayments_of(session, loan_id)), today())
+    repayments = replayable(await repayments_of(session, loan_id))
+    book = ledger.replay(terms, repayments, today(), detail=False)
     owed = book.delinquency
     values = {
         **_derived(book),
