@@ -17,6 +17,7 @@ from loanapi.loans.ledger import (
     Overpayment,
     Payoff,
     Repayment,
+    Standing,
     _delinquency,
     add_months,
     bucket_of,
@@ -25,6 +26,7 @@ from loanapi.loans.ledger import (
     late_fee_on,
     late_fees,
     payoff_quote,
+    post_after,
     replay,
 )
 from loanapi.loans.pricing import schedule, to_cents
@@ -701,3 +703,58 @@ def test_the_payoff_closes_the_loan(terms: LoanTerms, tries: list[Step], pay_day
     # Nothing more can be paid.
     with pytest.raises(Overpayment):
         replay(terms, [*accepted, final, Repayment(final.id + 1, paid_on, Decimal("0.01"))], today)
+
+
+def _dates(start: date, end: date) -> st.SearchStrategy[date]:
+    return st.integers(min_value=0, max_value=(end - start).days).map(
+        lambda days: start + timedelta(days=days)
+    )
+
+
+@LEDGER_PROFILE
+@given(terms=loan_terms(), tries=steps, data=st.data())
+def test_posting_after_a_standing_is_what_the_replay_gives(
+    terms: LoanTerms, tries: list[Step], data: st.DataObject
+) -> None:
+    """A repayment dated on or after a loan's stored day, posted from what the loan stores
+    (`post_after`), gives exactly what replaying every repayment gives."""
+    accepted = sorted(post_all(terms, tries), key=lambda r: (r.paid_on, r.id))
+    today = horizon(terms)
+    first = max([terms.disbursed_on, *(r.paid_on for r in accepted)])
+    served = data.draw(_dates(first, today), label="standing's day")
+    stored = replay(terms, accepted, served, detail=False)
+    if stored.closed_on is not None:
+        return  # a closed loan takes no repayment
+    owed = stored.delinquency
+    standing = Standing(
+        served,
+        owed.principal_outstanding,
+        owed.interest_outstanding,
+        owed.penalty_outstanding,
+        len(stored.fees),
+    )
+    paid_on = data.draw(_dates(served, today), label="paid_on")
+    as_of = data.draw(_dates(paid_on, today), label="as_of")
+    payoff = replay(terms, accepted, paid_on, detail=False).payoff.total
+    amount = data.draw(
+        st.one_of(
+            st.just(payoff),
+            st.just(payoff + Decimal("0.01")),
+            st.decimals(min_value=Decimal("0.01"), max_value=payoff, places=2),
+        ),
+        label="amount",
+    )
+    new = Repayment(max([0, *(r.id for r in accepted)]) + 1, paid_on, amount)
+    if amount > payoff:  # above the payoff on its day: both refuse it, naming that payoff
+        with pytest.raises(Overpayment) as raised:
+            post_after(terms, standing, new, as_of)
+        assert (raised.value.repayment_id, raised.value.payoff) == (new.id, payoff)
+        return
+    full = replay(terms, [*accepted, new], as_of, detail=False)
+    resumed = post_after(terms, standing, new, as_of)
+    event("closed" if full.closed_on else "open")
+    assert resumed.allocations == {new.id: full.allocations[new.id]}
+    assert resumed.delinquency == full.delinquency
+    assert resumed.payoff == full.payoff
+    assert resumed.closed_on == full.closed_on
+    assert resumed.fees_charged == len(full.fees)

@@ -288,6 +288,11 @@ class Ledger:
     closed_on: date | None
     payoff: Payoff
     delinquency: Delinquency
+    fees_charged: int = -1  # every fee charged by as_of; -1: len(fees) (see `post_after`)
+
+    def __post_init__(self) -> None:
+        if self.fees_charged < 0:
+            object.__setattr__(self, "fees_charged", len(self.fees))
 
     @property
     def allocations(self) -> dict[int, Allocation]:
@@ -324,6 +329,7 @@ class _Plan:
     dues: tuple[ScheduledInstallment, ...]
     due_dates: tuple[date, ...]
     interest_before: tuple[Decimal, ...]  # interest_before[k]: scheduled interest of dues[:k]
+    scheduled_before: tuple[Decimal, ...]  # principal and interest of dues[:k]
     principal: Decimal
     fee_dates: tuple[date, ...]  # empty when the loan has no late fee
 
@@ -332,13 +338,16 @@ class _Plan:
 def _plan(terms: LoanTerms) -> _Plan:
     dues = installments(terms)
     interest_before = [ZERO]
+    scheduled_before = [ZERO]
     for due in dues:
         interest_before.append(interest_before[-1] + due.interest)
+        scheduled_before.append(scheduled_before[-1] + due.principal + due.interest)
     fee_dates = [late_fee_on(terms, due.due_on) for due in dues] if terms.late_fee > 0 else []
     return _Plan(
         dues=dues,
         due_dates=tuple(due.due_on for due in dues),
         interest_before=tuple(interest_before),
+        scheduled_before=tuple(scheduled_before),
         principal=sum((due.principal for due in dues), ZERO),
         fee_dates=tuple(fee_dates),
     )
@@ -429,6 +438,9 @@ class _Book:
     def post(self, repayment: Repayment) -> Allocation:
         """Refuse a repayment above the payoff, close on one equal to it, else allocate it."""
         amount = to_cents(repayment.amount)
+        if self.closed_on is None and amount < self.principal_unpaid + self.penalty_unpaid:
+            # Below what the payoff asks before any interest: neither the payoff nor above it.
+            return self._allocate(repayment.id, amount)
         quote = self.quote(repayment.paid_on)
         if amount > quote.total:
             raise Overpayment(repayment, quote.total)
@@ -563,26 +575,50 @@ def _status(due_on: date, unpaid: Decimal, paid: Decimal, as_of: date) -> Instal
 
 
 def _states(book: _Book, as_of: date) -> tuple[InstallmentState, ...]:
-    states = []
-    for k, due in enumerate(book.dues):
-        paid = book.paid_principal[k] + book.paid_interest[k] + book.paid_penalty[k]
-        waived = book.waived(k)
-        unpaid = book.unpaid(k) - waived
+    """Every installment's state. Those after the cursor of an open loan with no fee charged
+    are untouched (nothing paid, nothing waived): only their status needs the date."""
+    count = len(book.dues)
+    touched = count if book.closed_on is not None else min(count, book.cursor + 1)
+    states = [_state(book, k, as_of) for k in range(touched)]
+    for k in range(touched, count):
+        due = book.dues[k]
+        if book.fee[k] or not (due.principal or due.interest):
+            states.append(_state(book, k, as_of))
+            continue
+        if due.due_on < as_of:
+            status = InstallmentStatus.overdue
+        elif due.due_on == as_of:
+            status = InstallmentStatus.due
+        else:
+            status = InstallmentStatus.future
         states.append(
             InstallmentState(
-                due.installment,
-                due.due_on,
-                due.principal,
-                due.interest,
-                book.fee[k],
-                book.paid_principal[k],
-                book.paid_interest[k],
-                book.paid_penalty[k],
-                waived,
-                _status(due.due_on, unpaid, paid, as_of),
+                due.installment, due.due_on, due.principal, due.interest, *_NOTHING, status
             )
         )
     return tuple(states)
+
+
+_NOTHING = (ZERO, ZERO, ZERO, ZERO, ZERO)  # penalty, paid principal, interest, penalty, waived
+
+
+def _state(book: _Book, k: int, as_of: date) -> InstallmentState:
+    due = book.dues[k]
+    paid = book.paid_principal[k] + book.paid_interest[k] + book.paid_penalty[k]
+    waived = book.waived(k)
+    unpaid = book.unpaid(k) - waived
+    return InstallmentState(
+        due.installment,
+        due.due_on,
+        due.principal,
+        due.interest,
+        book.fee[k],
+        book.paid_principal[k],
+        book.paid_interest[k],
+        book.paid_penalty[k],
+        waived,
+        _status(due.due_on, unpaid, paid, as_of),
+    )
 
 
 def _book_delinquency(book: _Book, as_of: date) -> Delinquency:
@@ -646,3 +682,94 @@ def late_fees(
 def delinquency(terms: LoanTerms, repayments: Iterable[Repayment], as_of: date) -> Delinquency:
     """The loan's delinquency fields as of `as_of`."""
     return replay(terms, repayments, as_of).delinquency
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a loan stores of its replay as of `as_of` (its last change or close of business),
+    every repayment it has being dated on or before that day."""
+
+    as_of: date
+    principal_outstanding: Decimal
+    interest_outstanding: Decimal
+    penalty_outstanding: Decimal
+    fees_charged: int
+
+
+class Inconsistent(ValueError):
+    """A standing that no replay of these terms can give (the caller replays in full)."""
+
+
+def _resumed(terms: LoanTerms, standing: Standing) -> _Book:
+    """The replay's state as of `standing.as_of`, rebuilt from the stored totals alone.
+
+    Allocation fills installments in order, so what was paid towards principal and interest
+    says which installment is the oldest not fully paid (the cursor) and how much of it is paid;
+    every installment from the cursor on whose fee date has passed was charged its fee (it is
+    not fully paid even now), the ones before it are fully paid, fees included; so what the
+    cursor's own fee has been paid follows from the unpaid penalty. The same reasoning as close
+    of business's SQL (loans/close_of_business.py)."""
+    book = _Book(terms)
+    plan = book.plan
+    count = len(plan.dues)
+    interest = plan.interest_before[count]
+    paid = (plan.principal - standing.principal_outstanding) + (
+        interest - standing.interest_outstanding
+    )
+    cursor = bisect.bisect_right(plan.scheduled_before, paid) - 1
+    if not 0 <= cursor < count or paid < 0:
+        raise Inconsistent("the stored totals do not fit the schedule")
+    for k in range(cursor):
+        book.paid_principal[k] = plan.dues[k].principal
+        book.paid_interest[k] = plan.dues[k].interest
+    on_cursor = paid - plan.scheduled_before[cursor]
+    due = plan.dues[cursor]
+    book.paid_interest[cursor] = min(on_cursor, due.interest)
+    book.paid_principal[cursor] = on_cursor - book.paid_interest[cursor]
+    charged = bisect.bisect_right(plan.fee_dates, standing.as_of)  # fee dates by as_of
+    for k in range(cursor, charged):
+        book.fee[k] = terms.late_fee
+    owed_fees = terms.late_fee * max(0, charged - cursor)
+    book.paid_penalty[cursor] = owed_fees - standing.penalty_outstanding
+    if not ZERO <= book.paid_penalty[cursor] <= book.fee[cursor]:
+        raise Inconsistent("the stored penalty does not fit the fees charged")
+    book.cursor = cursor
+    book.principal_unpaid = standing.principal_outstanding
+    book.interest_paid = interest - standing.interest_outstanding
+    book.penalty_unpaid = standing.penalty_outstanding
+    book._skip_paid()
+    return book
+
+
+def post_after(terms: LoanTerms, standing: Standing, repayment: Repayment, as_of: date) -> Ledger:
+    """Post a repayment dated on or after `standing.as_of` (so after every stored one) and take
+    the loan on to `as_of`, without the repayments before it: the ledger `replay` would give
+    without detail, except that its `fees` and `postings` hold only what came after the
+    standing's day (`fees_charged` counts every fee). Raises Overpayment like `replay`, and
+    Inconsistent when the standing cannot be a replay's (then replay in full).
+    tests/loans/test_ledger.py checks it against `replay` on random loans."""
+    if repayment.paid_on < standing.as_of or as_of < repayment.paid_on:
+        raise ValueError("the repayment must be dated between the standing's day and as_of")
+    book = _resumed(terms, standing)
+    fee_dates = book.plan.fee_dates
+    next_fee = bisect.bisect_right(fee_dates, standing.as_of)
+
+    def charge_fees_until(day: date) -> None:
+        nonlocal next_fee
+        while next_fee < len(fee_dates) and fee_dates[next_fee] <= day:
+            book.charge_fee(next_fee, fee_dates[next_fee])
+            next_fee += 1
+
+    charge_fees_until(repayment.paid_on)
+    posting = Posting(repayment, book.post(repayment))
+    charge_fees_until(as_of)
+    return Ledger(
+        as_of=as_of,
+        installments=(),
+        fees=tuple(book.fees),
+        postings=(posting,),
+        closed_on=book.closed_on,
+        payoff=book.quote(as_of),
+        delinquency=_book_delinquency(book, as_of),
+        fees_charged=standing.fees_charged + len(book.fees),
+    )
