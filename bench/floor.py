@@ -68,16 +68,35 @@ LEGACY = pickle.loads(Path(LEGACY_FILE).read_bytes()) if LEGACY_FILE else {}
 # The statements loanapi's SQLAlchemy engine sends (see bench/README.md to re-capture them).
 USER_SQL = (
     "SELECT users.id, users.public_id, users.username, users.email, users.phone, "
-    "users.password_hash, users.role, users.status, users.approved_at, users.created_at, "
+    "users.role, users.status, users.approved_at, users.created_at, "
     "users.updated_at \nFROM users \nWHERE users.id = $1::INTEGER"
 )
 COLUMNS = (
     "id customer_id agent_id loan_type principal annual_rate tenure_months emi total_payable "
-    "total_interest status version created_at updated_at"
+    "total_interest status version created_at updated_at disbursed_on first_due_on "
+    "first_due_given closed_on late_fee grace_days principal_outstanding interest_outstanding "
+    "penalty_outstanding arrears dpd bucket cob_date next_due_on next_due_amount written_off_on "
+    "written_off_principal written_off_interest written_off_penalty serviced_on fees_charged "
+    "fees_recorded"
 ).split()
 SELECT_LOANS = "SELECT " + ", ".join(f"loans.{c}" for c in COLUMNS) + " \nFROM loans"
 GET_SQL = SELECT_LOANS + " \nWHERE loans.id = $1::INTEGER"
 MONEY = ("principal", "annual_rate", "emi", "total_payable", "total_interest")
+# servicing money: null until the loan is disbursed (dates and the rest orjson writes as they are)
+MONEY_OR_NULL = (
+    "late_fee",
+    "principal_outstanding",
+    "interest_outstanding",
+    "penalty_outstanding",
+    "arrears",
+    "next_due_amount",
+    "written_off_principal",
+    "written_off_interest",
+    "written_off_penalty",
+)
+# selected (loanapi's SQL) but not in the Loan body: how due dates are counted, close of
+# business's bookkeeping
+HIDDEN = ("first_due_given", "serviced_on", "fees_charged", "fees_recorded")
 TS = "::TIMESTAMP WITH TIME ZONE"
 FILTERS = (  # query parameter, SQL condition (in loanapi's order), kind
     ("status", "loans.status = ${}", "str"),
@@ -126,6 +145,11 @@ def loan_json(row: asyncpg.Record) -> dict:
     item = dict(row.items())
     for name in MONEY:
         item[name] = f"{item[name]:.2f}"
+    for name in MONEY_OR_NULL:
+        if item[name] is not None:
+            item[name] = f"{item[name]:.2f}"
+    for name in HIDDEN:
+        del item[name]
     return item
 
 

@@ -38,6 +38,10 @@ TARGETS = {
     "deep_page_ratio": ("<=", 1.2, "p50 of a deep page / the first page, c16"),
     "healthz_p99_ms": ("<", 50, "/healthz p99 while 16 clients log in (ms)"),
     "get_p99_during_logins_ms": ("<", 100, "get-one p99 while 16 clients log in (ms)"),
+    "repay_vs_apply": (">=", 0.8, "an agent's repayment req/s / v1 apply's, c16"),
+    "repay_p99_ms": ("<", 100, "repayment p99 at c16 (ms)"),
+    "statement_p99_ms": ("<", 50, "statement (360 months, 60 repayments) p99 at c16 (ms)"),
+    "statement_scale_ratio": ("<=", 1.2, "a statement's p50 at 1M / at 10k loans, c16"),
 }
 ORDER = [
     "admin_list",
@@ -46,6 +50,7 @@ ORDER = [
     "floor_get",
     "customer_list",
     "schedule",
+    "statement",
     "legacy_getloans",
     "legacy_bulk",
     "floor_legacy_bulk",
@@ -53,6 +58,7 @@ ORDER = [
     "floor_legacy_customer_100",
     "apply",
     "legacy_new_loan",
+    "repay",
     "edit",
     "approve",
     "login",
@@ -114,6 +120,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "deep_page_ratio": deep.get("p50_ratio"),
         "healthz_p99_ms": _p99(resp.get("healthz")),
         "get_p99_during_logins_ms": _p99(resp.get("get_one")),
+        "repay_vs_apply": ratio("repay", "apply"),
+        "repay_p99_ms": _p99(_c16(results, "repay")),
+        "statement_p99_ms": _p99(_c16(results, "statement")),
+        "statement_scale_ratio": (
+            scale.get("statement_p50_ratio") if scale.get("available") else None
+        ),
     }
 
 
@@ -180,7 +192,13 @@ def extras(results: dict[str, Any]) -> str:
         )
     scale = results.get("scale") or {}
     if scale.get("available"):
-        for key, label in (("admin_list", "filtered list"), ("customer_list", "customer list")):
+        for key, label in (
+            ("admin_list", "filtered list"),
+            ("customer_list", "customer list"),
+            ("statement", "statement"),
+        ):
+            if key not in scale["10k"] or key not in scale["1m"]:
+                continue
             a, b = scale["10k"][key], scale["1m"][key]
             lines.append(
                 f"- Scale, {label} (c16): 10k p50/p99 {a['p50_ms']}/{a['p99_ms']} ms, "
@@ -257,7 +275,11 @@ def summary_line(results: dict[str, Any]) -> str:
         f"scale_ratio={num(r['scale_ratio'], 2)} "
         f"legacy_bulk_vs_floor={num(r.get('legacy_bulk_vs_floor'), 2)} "
         f"legacy_customer_vs_floor={num(r.get('legacy_customer_vs_floor'), 2)} "
-        f"legacy_new_loan_vs_apply={num(r.get('legacy_new_loan_vs_apply'), 2)}"
+        f"legacy_new_loan_vs_apply={num(r.get('legacy_new_loan_vs_apply'), 2)} "
+        f"repay_vs_apply={num(r.get('repay_vs_apply'), 2)} "
+        f"repay_p99_ms={num(r.get('repay_p99_ms'), 1)} "
+        f"statement_p99_ms={num(r.get('statement_p99_ms'), 1)} "
+        f"statement_scale_ratio={num(r.get('statement_scale_ratio'), 2)}"
     )
 
 

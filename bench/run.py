@@ -51,8 +51,14 @@ LIST_QUERY = "status=new&created_from={f}&created_to={t}&limit=50"
 # legacy_customer_100: seeded customers with about this many loans (at most this many of them)
 LEGACY_CUSTOMER_LOANS, LEGACY_CUSTOMERS = 100, 20
 LEGACY_LOAN_BODY = {"loan_amount": 10000, "loan_type": "Home_loan", "duration": 12}
+# what the scale step measures on both databases (c16), alternately
+SCALE_KEYS = ("admin_list", "customer_list", "statement")
 # legacy_bulk runs at the levels up to c16 only; a 10,000-row answer may take seconds at c16
 BULK_MAX_CONCURRENCY, BULK_TIMEOUT = 16, 30
+# repay: agents post this amount (paid_on: today) to each of these many seeded active loans in
+# turn (not the statement loans), each with at least this principal outstanding, so no run can
+# reach a payoff amount (422); the database reset gives the loans their seeded state back
+REPAY_AMOUNT, REPAY_LOANS, REPAY_MIN_OUTSTANDING = "1.00", 1000, 1000
 
 
 def log(message: str) -> None:
@@ -254,6 +260,18 @@ def login_requests(customers: list[int]) -> list[Req]:
     ]
 
 
+def statement_requests(statements: list[tuple[int, int]], tokens: dict[int, str]) -> list[Req]:
+    """Each statement loan's statement (as of today), asked for by its owner."""
+    return [
+        Req(
+            "GET",
+            f"/api/v1/customer/loans/{loan}/statement",
+            {"Authorization": f"Bearer {tokens[owner]}"},
+        )
+        for loan, owner in statements
+    ]
+
+
 FIXTURE_TERMS = ("home_loan", "100000.00", 120)
 # Each connection of the edit scenario edits its own loans in turn, as an agent works through
 # applications: hammering one row makes PostgreSQL walk an ever longer chain of dead versions.
@@ -347,7 +365,8 @@ async def current_versions(database: str, ids: list[int]) -> list[tuple[int, int
 
 async def samples(database: str, marker: dict[str, Any], seed_value: int = 7) -> dict[str, Any]:
     """Random but repeatable picks: customers (uniform among those with loans), loan ids,
-    and 360-month loans with their owners."""
+    360-month loans with their owners, the statement loans with their owners and active loans
+    to repay."""
     rng = random.Random(seed_value)
     conn = await asyncpg.connect(seed.dsn(database))
     try:
@@ -372,6 +391,18 @@ async def samples(database: str, marker: dict[str, Any], seed_value: int = 7) ->
             LEGACY_CUSTOMERS,
         )
         pg_version = await conn.fetchval("SHOW server_version")
+        # the seed's statement loans: ids 1..statement_loans (360 months, 60 repayments)
+        statements = await conn.fetch(
+            "SELECT id, customer_id FROM loans WHERE id <= $1 AND status = 'active' ORDER BY id",
+            marker.get("statement_loans", 0),
+        )
+        repayable = await conn.fetch(
+            "SELECT id FROM loans WHERE status = 'active' AND id > $1 AND id <= $2 "
+            "AND principal_outstanding >= $3 ORDER BY id",
+            marker.get("statement_loans", 0),
+            max_loan,
+            REPAY_MIN_OUTSTANDING,
+        )
     finally:
         await conn.close()
     picked = rng.sample(customers, min(200, len(customers)))
@@ -380,7 +411,7 @@ async def samples(database: str, marker: dict[str, Any], seed_value: int = 7) ->
     close = [
         (c, n) for c, n in hundred if abs(n - LEGACY_CUSTOMER_LOANS) * 10 <= LEGACY_CUSTOMER_LOANS
     ]
-    return {
+    picks = {
         "customers_100": close if len(close) >= 2 else hundred[:2],
         "customers": picked,
         "loan_ids": [rng.randint(1, max_loan) for _ in range(1000)],
@@ -390,6 +421,11 @@ async def samples(database: str, marker: dict[str, Any], seed_value: int = 7) ->
         ],
         "pg_version": pg_version,
     }
+    picks["statements"] = [(r["id"], r["customer_id"]) for r in statements]
+    picks["repay_loans"] = [
+        r["id"] for r in rng.sample(list(repayable), min(REPAY_LOANS, len(repayable)))
+    ]
+    return picks
 
 
 def http_json(
@@ -826,22 +862,24 @@ class Bench:
         describe: str,
         durations: dict[int, float] | None = None,
         floor: tuple[str, int] | None = None,
-        partner: tuple[str, list[Req], str] | None = None,
+        partners: list[tuple[str, list[Req], str]] | None = None,
         levels: list[int] | None = None,
         **kw: Any,
     ) -> None:
         """Measure at each concurrency; with `floor` (name, port), the floor's run of the same
         requests follows each of loanapi's at once, so that both see the same background load.
-        With `partner` (name, requests, description), another scenario on the same server
-        follows each run the same way (two scenarios compared with each other)."""
-        if partner and not self.wanted(partner[0]):
-            partner = None
+        With `partners` [(name, requests, description)], other scenarios on the same server
+        follow each run the same way (scenarios compared with each other)."""
+        partners = [p for p in partners or [] if self.wanted(p[0])]
         if not self.wanted(name):
-            if partner:  # measured alone
+            for partner in partners:  # measured alone
                 self.scenario(partner[0], port, partner[1], partner[2], durations, **kw)
             return
-        with_ = floor[0] if floor else partner[0] if partner else None
-        log(f"{name}: {describe}" + (f" (alternating with {with_})" if with_ else ""))
+        with_ = [floor[0]] if floor else [p[0] for p in partners]
+        log(f"{name}: {describe}" + (f" (alternating with {', '.join(with_)})" if with_ else ""))
+        described = {name: describe, **{p[0]: p[2] for p in partners}}
+        if floor:
+            described[floor[0]] = "the floor: " + describe
         runs: dict[str, dict[str, Any]] = {name: {}}
         for c in levels or self.levels:
             duration = (durations or {}).get(c, self.duration)
@@ -851,7 +889,7 @@ class Bench:
                 runs.setdefault(floor[0], {})[str(c)] = self.measure(
                     floor[1], reqs or [], c, duration, **kw
                 )
-            if partner:
+            for partner in partners:
                 log(f"  {partner[0]}: {partner[2]}")
                 runs.setdefault(partner[0], {})[str(c)] = self.measure(
                     port, partner[1], c, duration, **kw
@@ -862,11 +900,7 @@ class Bench:
                     r["non2xx"] or r["errors"] or not r["requests"] for r in levels_run.values()
                 )
                 self.results["scenarios"][key] = {
-                    "describe": describe
-                    if key == name
-                    else partner[2]
-                    if partner and key == partner[0]
-                    else "the floor: " + describe,
+                    "describe": described[key],
                     "levels": levels_run,
                     "flagged": flagged,
                 }
@@ -933,11 +967,14 @@ class Bench:
             fixture_loans(self.db, marker, max(self.levels) * EDITS_PER_CONNECTION, "new")
         )
         picks = asyncio.run(samples(self.db, marker))
+        if self.wanted("repay"):  # what repay changes of seeded loans, for the resets
+            asyncio.run(seed.save_rows(self.db, picks["repay_loans"]))
         self.results["meta"]["machine"]["postgresql"] = picks["pg_version"]
         users = [(1, "admin"), (marker["bench_agent_id"], "agent")]
         users += [(c, "customer") for c in picks["customers"]]
         users += [(owner, "customer") for _, owner in picks["schedules"]]
         users += [(c, "customer") for c, _ in picks["customers_100"]]
+        users += [(owner, "customer") for _, owner in picks["statements"]]
         self.tokens = tokens_for(users)
         admin, agent = self.tokens[1], self.tokens[marker["bench_agent_id"]]
         self.edit_spec = {
@@ -990,6 +1027,7 @@ class Bench:
                 f"{args.workers}",
             }
             self.results["checks"] = self.checks(lp, fp, list_path, admin, picks)
+            statement_reqs = statement_requests(picks["statements"], self.tokens)
 
             # reads
             self.scenario("admin_list", lp, list_reqs, "GET " + list_path, floor=("floor_list", fp))
@@ -1009,6 +1047,14 @@ class Bench:
                     for loan, owner in picks["schedules"]
                 ],
                 "GET /api/v1/customer/loans/{id}/schedule (360 months)",
+            )
+            self.scenario(
+                "statement",
+                lp,
+                statement_reqs,
+                f"GET /api/v1/customer/loans/{{id}}/statement ({len(statement_reqs)} loans of 360 "
+                f"months with {marker.get('statement_repayments')} repayments each, by their "
+                "owners)",
             )
             self.scenario(
                 "legacy_getloans",
@@ -1051,46 +1097,65 @@ class Bench:
                     self.tokens[hundred[0][0]],
                 )
             if args.profile:
-                log("profiling the workers during the filtered list and get-one (py-spy)")
-                self.results["profile"] = {}
-                for name, server, reqs in (
-                    ("admin_list", api, list_reqs),
-                    ("floor_list", floor, list_reqs),
-                    ("get_one", api, get_reqs),
-                    ("floor_get", floor, get_reqs),
-                ):
-                    self.idle()
-                    self.results["profile"][name] = profile(server, reqs, 8, f"{stamp}-{name}")
+                self.profiles(
+                    [
+                        ("admin_list", api, list_reqs),
+                        ("floor_list", floor, list_reqs),
+                        ("get_one", api, get_reqs),
+                        ("floor_get", floor, get_reqs),
+                        ("statement", api, statement_reqs),
+                    ],
+                    stamp,
+                )
             # writes
+            apply_reqs = [
+                Req(
+                    "POST",
+                    "/api/v1/customer/loans",
+                    {**bearer(self.tokens[c]), "Content-Type": "application/json"},
+                    json.dumps({"loan_type": t, "principal": p, "tenure_months": n}),
+                )
+                for c in picks["customers"]
+                for t, p, n in [("home_loan", "250000.00", 240), ("car_loan", "20000", 48)]
+            ]
+            repay_reqs = [
+                Req(
+                    "POST",
+                    f"/api/v1/agent/loans/{loan}/repayments",
+                    {**bearer(agent), "Content-Type": "application/json"},
+                    json.dumps({"amount": REPAY_AMOUNT}),
+                )
+                for loan in picks["repay_loans"]
+            ]
             self.scenario(
                 "apply",
                 lp,
-                [
-                    Req(
-                        "POST",
-                        "/api/v1/customer/loans",
-                        {**bearer(self.tokens[c]), "Content-Type": "application/json"},
-                        json.dumps({"loan_type": t, "principal": p, "tenure_months": n}),
-                    )
-                    for c in picks["customers"]
-                    for t, p, n in [("home_loan", "250000.00", 240), ("car_loan", "20000", 48)]
-                ],
+                apply_reqs,
                 "POST /api/v1/customer/loans",
-                # at each concurrency right after apply: the same database size for both
-                partner=(
-                    "legacy_new_loan",
-                    [
-                        Req(
-                            "POST",
-                            "/new_loan",
-                            {**legacy(self.tokens[c]), "Content-Type": "application/json"},
-                            json.dumps(LEGACY_LOAN_BODY),
-                        )
-                        for c in picks["customers"]
-                    ],
-                    f"POST /new_loan {json.dumps(LEGACY_LOAN_BODY)} (x-access-token, "
-                    "200 customers)",
-                ),
+                # at each concurrency right after apply: the same database size for all three
+                partners=[
+                    (
+                        "legacy_new_loan",
+                        [
+                            Req(
+                                "POST",
+                                "/new_loan",
+                                {**legacy(self.tokens[c]), "Content-Type": "application/json"},
+                                json.dumps(LEGACY_LOAN_BODY),
+                            )
+                            for c in picks["customers"]
+                        ],
+                        f"POST /new_loan {json.dumps(LEGACY_LOAN_BODY)} (x-access-token, "
+                        "200 customers)",
+                    ),
+                    (
+                        "repay",
+                        repay_reqs,
+                        f"POST /api/v1/agent/loans/{{id}}/repayments "
+                        f'{{"amount": "{REPAY_AMOUNT}"}} (paid today; an agent, '
+                        f"{len(picks['repay_loans'])} active loans in turn)",
+                    ),
+                ],
             )
             self.scenario(
                 "edit",
@@ -1109,6 +1174,8 @@ class Bench:
                 mode="consume",
                 prepare=self.prepare_approve,
             )
+            if args.profile:  # writes too (the reset below removes what they add)
+                self.profiles([("apply", api, apply_reqs), ("repay", api, repay_reqs)], stamp)
             floor.stop()
             self.servers.remove(floor)
             # The write scenarios added thousands of loans to the picked customers: back to the
@@ -1117,7 +1184,13 @@ class Bench:
             # scale, responsiveness, login (login last: abandoned hashes keep the CPU busy)
             if self.wanted("scale"):
                 self.results["scale"] = self.scale(
-                    other, list_path, {"port": lp, "customers": picks["customers"]}
+                    other,
+                    list_path,
+                    {
+                        "port": lp,
+                        "customers": picks["customers"],
+                        "statements": picks["statements"],
+                    },
                 )
             if self.wanted("responsiveness"):
                 self.results["responsiveness"] = self.responsiveness(lp, get_reqs, picks)
@@ -1138,6 +1211,19 @@ class Bench:
         self.results["ratios"] = report.ratios(self.results)
         return self.results
 
+    def profiles(self, items: list[tuple[str, Server, list[Req]]], stamp: str) -> None:
+        """py-spy on the workers during each (name, server, requests) at c16, for those `--only`
+        names (a floor goes with its scenario)."""
+        floors = {floor: name for name, floor in report.FLOOR_OF.items()}
+        items = [item for item in items if self.wanted(floors.get(item[0], item[0]))]
+        if items:
+            log(f"profiling the workers (py-spy, c16): {', '.join(name for name, *_ in items)}")
+        for name, server, reqs in items:
+            self.idle()
+            self.results.setdefault("profile", {})[name] = profile(
+                server, reqs, 8, f"{stamp}-{name}"
+            )
+
     def stop_servers(self) -> None:
         for server in reversed(self.servers):
             server.stop()
@@ -1153,12 +1239,21 @@ class Bench:
         checks["list_status"] = [a[0], b[0]]
         checks["list_items"] = len(a[1]["items"]) if a[0] == 200 else None
         checks["floor_list_same_json"] = a == b
+        differ = [] if checks["floor_list_same_json"] else [first_difference(a, b)]
         loan = picks["loan_ids"][0]
         a = http_json(lp, f"/api/v1/admin/loans/{loan}", admin)
         b = http_json(fp, f"/api/v1/admin/loans/{loan}", admin)
         checks["floor_get_same_json"] = a == b
-        if not (checks["floor_list_same_json"] and checks["floor_get_same_json"]):
-            log(f"WARNING: the floor's JSON differs from loanapi's: {a} vs {b}")
+        differ += [] if a == b else [first_difference(a, b)]
+        # a disbursed loan (its servicing fields set), as the repay scenario's are
+        if picks["repay_loans"]:
+            loan = picks["repay_loans"][0]
+            a = http_json(lp, f"/api/v1/admin/loans/{loan}", admin)
+            b = http_json(fp, f"/api/v1/admin/loans/{loan}", admin)
+            checks["floor_get_active_same_json"] = a == b
+            differ += [] if a == b else [first_difference(a, b)]
+        if differ:
+            log(f"WARNING: the floor's JSON differs from loanapi's: {'; '.join(differ)}")
         hundred = picks["customers_100"][0][0]
         for key, token in (("legacy_bulk", admin), ("legacy_customer", self.tokens[hundred])):
             a = http_json(lp, "/getloans", token, legacy=True)
@@ -1239,8 +1334,9 @@ class Bench:
         return plans
 
     def scale(self, other: dict[str, Any] | None, list_path: str, main: dict[str, Any]) -> dict:
-        """The filtered list and a customer's list at c16 on both databases: a second loanapi
-        serves the other one, and the two are measured alternately (same background load)."""
+        """The filtered list, a customer's list and a statement at c16 on both databases: a
+        second loanapi serves the other one, and the two are measured alternately (same
+        background load)."""
         if other is None:
             return {"available": False}
         log(f"scale: the same lists on {self.db} and {other['database']}, alternately")
@@ -1249,11 +1345,15 @@ class Bench:
         self.servers.append(server)
         try:
             picks = asyncio.run(samples(other["database"], other))
-            tokens = tokens_for([(1, "admin")] + [(c, "customer") for c in picks["customers"]])
+            tokens = tokens_for(
+                [(1, "admin")]
+                + [(c, "customer") for c in picks["customers"]]
+                + [(owner, "customer") for _, owner in picks["statements"]]
+            )
             sides: dict[str, dict[str, Any]] = {self.db: {}, other["database"]: {}}
-            for side_port, side_tokens, customers, side in (
-                (main["port"], self.tokens, main["customers"], self.db),
-                (port, tokens, picks["customers"], other["database"]),
+            for side_port, side_tokens, customers, statements, side in (
+                (main["port"], self.tokens, main["customers"], main["statements"], self.db),
+                (port, tokens, picks["customers"], picks["statements"], other["database"]),
             ):
                 sides[side]["lists"] = (
                     [Req("GET", list_path, {"Authorization": f"Bearer {side_tokens[1]}"})],
@@ -1261,9 +1361,12 @@ class Bench:
                         Req("GET", "/api/v1/customer/loans", {"Authorization": f"Bearer {t}"})
                         for t in (side_tokens[c] for c in customers)
                     ],
+                    statement_requests(statements, side_tokens),
                 )
                 sides[side]["port"] = side_port
-            for index, key in enumerate(("admin_list", "customer_list")):
+            for index, key in enumerate(SCALE_KEYS):
+                if not all(side["lists"][index] for side in sides.values()):
+                    continue  # a database seeded before the statement loans
                 for database, side in sides.items():
                     log(f"  {key} on {database}:")
                     side[key] = self.measure(side["port"], side["lists"][index], 16, self.duration)
@@ -1277,16 +1380,19 @@ class Bench:
         small, big = (theirs, mine) if self.args.full else (mine, theirs)
 
         def ratio(key: str) -> float | None:
+            if key not in small or key not in big:
+                return None
             a, b = small[key]["p50_ms"], big[key]["p50_ms"]
             return round(b / a, 2) if a and b else None
 
-        keep = ("admin_list", "customer_list")
+        keep = [key for key in SCALE_KEYS if key in small and key in big]
         return {
             "available": True,
             "10k": {k: small[k] for k in keep},
             "1m": {k: big[k] for k in keep},
             "list_p50_ratio": ratio("admin_list"),
             "customer_list_p50_ratio": ratio("customer_list"),
+            "statement_p50_ratio": ratio("statement"),
             "concurrency": 16,
             "explain_" + ("10k" if self.args.full else "1m"): plans,
         }
@@ -1344,8 +1450,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy the list scenario")
     parser.add_argument(
         "--only",
-        help="comma-separated scenarios (a floor or legacy_new_loan's pairing follows its "
-        "scenario) and steps (deep_page, explain, scale, responsiveness) to run; default all",
+        help="comma-separated scenarios (a floor follows its scenario; legacy_new_loan and "
+        "repay follow apply when it runs) and steps (deep_page, explain, scale, "
+        "responsiveness) to run; default all",
     )
     args = parser.parse_args()
 

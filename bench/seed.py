@@ -7,11 +7,22 @@ every status over about two years, and each loan's events with consistent versio
 snapshots. Every user shares ONE pbkdf2_sha256 hash, made once at the server's rounds, so that
 the login scenario works for any user.
 
+Disbursed (`active`) loans carry a repayment history: their repayments (with allocations), their
+`disbursed` and `repaid` events and their stored servicing fields, all as loanapi's ledger
+(`loans/ledger.py`) gives them. The ledger runs once per (product, principal, tenure, payment
+pattern), not once per loan: payments are dated relative to due dates, within offsets for which
+the calendar cannot change the replay's order of fees and payments, so one replay's allocations
+and fees hold for every loan with that key; each loan's delinquency fields are then derived from
+them with its own dates (`history`). A sample of the seeded loans is replayed afterwards and must
+reproduce their stored fields, allocations and event snapshots (`check_servicing`).
+
 A JSON marker in `COMMENT ON DATABASE` records what was seeded (loan count, highest ids). A later
 run reuses the database when the marker and the seeded row count match, after deleting whatever a
-previous run added above those ids (`reset`), so every run starts from the same data.
+previous run added above those ids and giving the seeded loans it changed their saved rows back
+(`reset`, `save_rows`), so every run starts from the same data.
 
     .venv/bin/python bench/seed.py --loans 10000         # create or reuse loanapi_bench_10k
+    .venv/bin/python bench/seed.py --loans 100000        # another size: loanapi_bench_100k
 """
 
 from __future__ import annotations
@@ -26,8 +37,10 @@ import subprocess
 import sys
 import time
 import uuid
-from bisect import bisect_left
-from datetime import UTC, datetime, timedelta
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from decimal import Decimal
 from functools import cache
 from itertools import accumulate
@@ -66,23 +79,57 @@ except ImportError:  # pragma: no cover - a plain progress line instead
             pass
 
 
-from loanapi.loans import pricing  # noqa: E402  (the server's own arithmetic)
-from loanapi.loans.models import Loan  # noqa: E402
-from loanapi.loans.service import SNAPSHOT  # noqa: E402
+from loanapi.loans import ledger, pricing  # noqa: E402  (the server's own arithmetic)
+from loanapi.loans.models import Loan, Repayment  # noqa: E402
+from loanapi.loans.service import SNAPSHOT, json_value  # noqa: E402
+from loanapi.loans.servicing import DERIVED, SERVICED  # noqa: E402
 
-SEED_VERSION = 1
+SEED_VERSION = 2
 ROOT = Path(__file__).resolve().parent.parent
 
 # The data covers two years before a fixed anchor, so filters and plans are repeatable.
 END = datetime(2026, 11, 1, tzinfo=UTC)
 START = END - timedelta(days=730)
+LAST_DAY = (END - timedelta(days=1)).date()  # the last day seeded money moves (2026-10-31)
 FILTER_FROM, FILTER_TO = "2026-02-01", "2026-04-30"  # the admin filtered-list window
 FIXTURE_AT = datetime(2020, 1, 1, tzinfo=UTC)  # bench fixtures sort after every seeded loan
+EARLY = datetime(2021, 6, 1, tzinfo=UTC)  # admins and agents join before the oldest loan
 
 PASSWORD = "bench-password-1"  # every seeded user's password (one shared hash)
 ADMINS = 3
 
-STATUS_WEIGHTS = {"new": 30, "requested": 15, "approved": 30, "rejected": 15, "withdrawn": 10}
+# `active`: approved, disbursed (a few days after the approval) and repaid since; an active loan
+# approved too late to be disbursed by LAST_DAY stays `approved`.
+STATUS_WEIGHTS = {
+    "new": 20,
+    "requested": 10,
+    "approved": 7,
+    "active": 38,
+    "rejected": 15,
+    "withdrawn": 10,
+}
+# The products' late fee and grace days (set on loan_products too); a loan keeps its own copy.
+LATE_FEES = {
+    "home_loan": ("50.00", 10),
+    "personal_loan": ("25.00", 5),
+    "car_loan": ("35.00", 7),
+    "education_loan": ("15.00", 10),
+}
+# How borrowers pay (see `pattern_payments`); every payment is dated `due date + offset`.
+PATTERN_WEIGHTS = {"regular": 45, "early": 10, "grace": 10, "late": 15, "partial": 10, "skip": 10}
+# Installments that can fall due between the earliest disbursement (START) and LAST_DAY, plus
+# one: a plan covers that many, and each loan takes the payments dated by LAST_DAY.
+MAX_ANCHORS = 26
+# No plan pays into a loan's last installments: payments stay far below the payoff amount, so
+# no seeded loan closes, and no day count (the payoff's pro-rated interest) can matter.
+KEEP_UNPAID = 3
+# The statement scenario's loans: the oldest ids, created in 2021 (before the two years of the
+# other loans), home loans over 360 months, disbursed in October 2021 between these days, so that
+# exactly 60 installments (one repayment each) fall due and are paid by LAST_DAY.
+STATEMENT_LOANS, STATEMENT_REPAYMENTS, STATEMENT_TENURE = 200, 60, 360
+STATEMENT_DISBURSED = (date(2021, 10, 4), date(2021, 10, 15))
+STATEMENT_PATTERNS = {"regular": 70, "grace": 15, "late": 15}
+CANONICAL_DISBURSED = date(2001, 1, 10)  # the dates a plan is replayed with (any would do)
 TYPE_WEIGHTS = {"home_loan": 30, "personal_loan": 35, "car_loan": 20, "education_loan": 15}
 # principal grid (start, stop, step) and tenures per type: a finite set of terms, priced once each
 TERMS = {
@@ -105,6 +152,7 @@ EVENT_COLUMNS = [
     "snapshot",
     "reason",
 ]
+REPAYMENT_COLUMNS = [column.name for column in Repayment.__table__.columns]
 USER_COLUMNS = [
     "id",
     "public_id",
@@ -227,8 +275,212 @@ def weighted(rng: random.Random, weights: dict[str, int]) -> str:
     return rng.choices(list(weights), list(weights.values()))[0]
 
 
+# --- repayment histories -----------------------------------------------------------------------
+
+
+def pattern_payments(
+    pattern: str, anchors: int, emi: Decimal, fee: Decimal, grace: int
+) -> list[tuple[int, int, Decimal]]:
+    """(installment, days after its due date, amount) of each payment, oldest first.
+
+    regular: the emi on the due date; early: 3 days before; grace: within the grace days (no
+    fee); late: 3 days after the grace days, the emi and the fee; partial: 60% of the emi on the
+    due date (arrears and fees pile up); skip: every fourth installment is skipped and paid with
+    the next one, 2 days after its due date, with the fee.
+
+    Offsets stay within -10..17 days: for any month lengths (28..31 days) and grace days
+    (0..17), payments then keep their order, and every fee falls on the same side of every
+    payment (a fee is dated due + grace + 1), so the replay is the same for every calendar.
+    """
+    out: list[tuple[int, int, Decimal]] = []
+    for a in range(1, anchors + 1):
+        if pattern == "regular":
+            out.append((a, 0, emi))
+        elif pattern == "early":
+            out.append((a, -3, emi))
+        elif pattern == "grace":
+            out.append((a, max(grace - 1, 0), emi))
+        elif pattern == "late":
+            out.append((a, grace + 3, emi + fee))
+        elif pattern == "partial":
+            out.append((a, 0, pricing.to_cents(emi * Decimal("0.6"))))
+        elif pattern == "skip":
+            if a % 4 == 0:
+                continue
+            out.append((a, 2, 2 * emi + fee) if a % 4 == 1 and a > 1 else (a, 0, emi))
+        else:
+            raise ValueError(pattern)
+    if grace > 17 or any(not -10 <= d <= 17 for _, d, _ in out):
+        raise ValueError(f"{pattern}: offsets outside -10..17 days (grace {grace})")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One replay by loanapi's ledger, shared by every loan with the same key."""
+
+    payments: list[tuple[int, int, Decimal]]  # (installment, offset in days, amount)
+    allocations: list[tuple[Decimal, Decimal, Decimal]]  # (penalty, interest, principal) each
+    fees: list[int]  # installments charged a late fee (1-based, in date order)
+    # due_total[m]: scheduled principal + interest of installments 1..m, as far as a history
+    # looks (the installment after the last one paid, and the one after that)
+    due_total: list[Decimal]
+    installments: int
+    principal: Decimal
+    total_interest: Decimal  # scheduled interest of every installment
+    fee: Decimal
+    grace: int
+
+
+class Plans:
+    """Repayment plans by (loan type, principal, tenure, pattern, installments covered)."""
+
+    def __init__(self, rates: dict[str, str]) -> None:
+        self.rates = rates
+        self.plans: dict[tuple[str, int, int, str, int], Plan] = {}
+        self.replays = 0
+
+    def get(self, loan_type: str, principal: int, tenure: int, pattern: str, anchors: int) -> Plan:
+        key = (loan_type, principal, tenure, pattern, anchors)
+        found = self.plans.get(key)
+        if found is None:
+            found = self.plans[key] = self._replay(*key)
+        return found
+
+    def _replay(
+        self, loan_type: str, principal: int, tenure: int, pattern: str, anchors: int
+    ) -> Plan:
+        fee, grace = Decimal(LATE_FEES[loan_type][0]), LATE_FEES[loan_type][1]
+        rate = self.rates[loan_type]
+        terms = ledger.LoanTerms(
+            Decimal(principal), Decimal(rate), tenure, CANONICAL_DISBURSED, None, fee, grace
+        )
+        emi = priced(principal, rate, tenure)[0]
+        payments = pattern_payments(pattern, min(anchors, tenure - KEEP_UNPAID), emi, fee, grace)
+        repayments = [
+            ledger.Repayment(i, terms.due_on(a) + timedelta(days=d), amount)
+            for i, (a, d, amount) in enumerate(payments, start=1)
+        ]
+        book = ledger.replay(terms, repayments, repayments[-1].paid_on)
+        self.replays += 1
+        if book.closed_on is not None:
+            raise RuntimeError(f"plan {loan_type} {principal} {tenure} {pattern} closes the loan")
+        allocations = book.allocations
+        due_total = [Decimal(0)]
+        for row in book.installments[: payments[-1][0] + 3]:
+            due_total.append(due_total[-1] + row.principal + row.interest)
+        return Plan(
+            payments=payments,
+            allocations=[
+                (x.penalty, x.interest, x.principal)
+                for x in (allocations[r.id] for r in repayments)
+            ],
+            fees=[f.installment for f in book.fees],
+            due_total=due_total,
+            installments=tenure,
+            principal=Decimal(principal),
+            total_interest=sum((row.interest for row in book.installments), Decimal(0)),
+            fee=fee,
+            grace=grace,
+        )
+
+
+def history(
+    plan: Plan, disbursed_on: date, last_day: date
+) -> tuple[list[date], list[dict[str, Any]]]:
+    """The payment dates of a loan disbursed on `disbursed_on` (those by `last_day`), and its
+    derived servicing fields (servicing.DERIVED, and the day they are as of and the number of
+    late fees charged by then, which loans store as `serviced_on` and `fees_charged` where the
+    schema has them) at disbursement and after each payment, each as of its own day, as
+    `ledger.replay` gives them (check_servicing replays a sample).
+
+    Allocations and fees are the plan's; what the calendar decides (which installments are due
+    before the day, days past due, the next due date) is counted here with this loan's dates:
+    the installments fully paid are those whose cumulative dues, fees charged so far included,
+    the cumulative payments cover (the replay pays the oldest installment first)."""
+    n = plan.installments
+    after_grace = timedelta(days=plan.grace + 1)
+    dues = [disbursed_on]
+
+    def due(m: int) -> date:  # installment m's due date (m = 0: the disbursement)
+        while len(dues) <= m:
+            dues.append(ledger.add_months(disbursed_on, len(dues)))
+        return dues[m]
+
+    first = plan.due_total[1]
+    states = [
+        {
+            "principal_outstanding": plan.principal,
+            "interest_outstanding": plan.total_interest,
+            "penalty_outstanding": Decimal("0.00"),
+            "arrears": Decimal("0.00"),
+            "dpd": 0,
+            "bucket": ledger.Bucket.current,
+            "next_due_on": due(1),
+            "next_due_amount": first,
+            "closed_on": None,
+            "serviced_on": disbursed_on,
+            "fees_charged": 0,
+        }
+    ]
+    dates: list[date] = []
+    paid = penalty = interest = principal = Decimal("0.00")
+    fees = cursor = 0  # fees charged so far (plan.fees[:fees]); installments fully paid
+    overdue_until = 0  # installments due before the day
+    for (a, d, amount), (p_penalty, p_interest, p_principal) in zip(
+        plan.payments, plan.allocations, strict=True
+    ):
+        day = due(a) + timedelta(days=d)
+        if day > last_day:
+            break
+        dates.append(day)
+        while fees < len(plan.fees) and due(plan.fees[fees]) + after_grace <= day:
+            fees += 1
+        paid += amount
+        penalty += p_penalty
+        interest += p_interest
+        principal += p_principal
+
+        def owed(m: int, fees: int = fees) -> Decimal:  # dues of installments 1..m, with fees
+            return plan.due_total[m] + plan.fee * bisect_right(plan.fees, m, 0, fees)
+
+        while cursor < n and owed(cursor + 1) <= paid:
+            cursor += 1
+        while overdue_until < n and due(overdue_until + 1) < day:
+            overdue_until += 1
+        oldest = cursor + 1  # the oldest installment not fully paid
+        late = oldest <= overdue_until
+        arrears = owed(overdue_until) - paid if late else Decimal("0.00")
+        upcoming = max(oldest, overdue_until + 1)
+        next_amount = arrears
+        if upcoming <= n:
+            next_amount += owed(upcoming) - max(paid, owed(upcoming - 1))
+        dpd = (day - due(oldest)).days if late else 0
+        states.append(
+            {
+                "principal_outstanding": plan.principal - principal,
+                "interest_outstanding": plan.total_interest - interest,
+                "penalty_outstanding": plan.fee * fees - penalty,
+                "arrears": arrears,
+                "dpd": dpd,
+                "bucket": ledger.bucket_of(dpd),
+                "next_due_on": due(upcoming) if upcoming <= n else None,
+                "next_due_amount": next_amount,
+                "closed_on": None,
+                "serviced_on": day,
+                "fees_charged": fees,
+            }
+        )
+    return dates, states
+
+
+def at_time(rng: random.Random, day: date) -> datetime:
+    """A moment of office hours on `day` (UTC)."""
+    return datetime.combine(day, clock(8), UTC) + timedelta(seconds=rng.uniform(0, 9 * 3600))
+
+
 class Generator:
-    """Builds users, loans and events as COPY records; deterministic for a given size."""
+    """Builds users, loans, events and repayments as COPY records; deterministic for a size."""
 
     def __init__(self, n_loans: int, rates: dict[str, str], password_hash: str) -> None:
         self.rng = random.Random(20261126 + n_loans)
@@ -254,42 +506,69 @@ class Generator:
         self.first_loan_at: dict[int, datetime] = {}
         self.loans_of: dict[int, int] = {}
         self.event_id = 0
+        self.repayment_id = 0
+        self.plans = Plans(rates)
+        self.statuses: dict[str, int] = {}
+        self.with_repayments = 0
+        # the statement scenario's loans: the first ids, one per customer
+        self.n_statement = min(STATEMENT_LOANS, n_loans // 20)
+        self.statement_owners = rng.sample(
+            range(self.first_customer, self.first_customer + self.n_customers),
+            min(self.n_statement, self.n_customers),
+        )
 
     def customer(self) -> int:
         total = self.cum_weights[-1]
         return self.first_customer + bisect_left(self.cum_weights, self.rng.random() * total)
 
     def created_times(self) -> list[datetime]:
-        """Loan creation times over two years, busier lately (growth); sorted, as ids are."""
+        """Loan creation times: the statement loans' in 2021 (a month or so before their
+        disbursement), then the others' over two years, busier lately (growth); sorted, as ids
+        are."""
+        rng = self.rng
+        first, last = STATEMENT_DISBURSED
+        spread = (last - first).days
+        self.statement_disbursed = sorted(
+            first + timedelta(days=rng.randint(0, spread)) for _ in range(self.n_statement)
+        )
+        early = [
+            datetime.combine(day, clock(8), UTC) - timedelta(days=45) + timedelta(minutes=i)
+            for i, day in enumerate(self.statement_disbursed)
+        ]
         span = (END - START).total_seconds()
-        rng = self.rng
-        offsets = sorted(span * rng.random() ** 0.7 for _ in range(self.n_loans))
-        return [START + timedelta(seconds=s) for s in offsets]
+        offsets = sorted(span * rng.random() ** 0.7 for _ in range(self.n_loans - len(early)))
+        return early + [START + timedelta(seconds=s) for s in offsets]
 
-    def loan(self, loan_id: int, created_at: datetime) -> tuple[tuple, list[tuple]]:
+    def loan(self, loan_id: int, created_at: datetime) -> tuple[tuple, list[tuple], list[tuple]]:
         rng = self.rng
-        customer = self.customer()
+        statement = loan_id <= self.n_statement
+        if statement:
+            customer = self.statement_owners[(loan_id - 1) % len(self.statement_owners)]
+            status, loan_type = "active", "home_loan"
+            principal, tenure = pick_terms(rng, loan_type)[0], STATEMENT_TENURE
+        else:
+            customer = self.customer()
+            status = weighted(rng, STATUS_WEIGHTS)
+            loan_type = weighted(rng, TYPE_WEIGHTS)
+            principal, tenure = pick_terms(rng, loan_type)
         self.loans_of[customer] = self.loans_of.get(customer, 0) + 1
         if customer not in self.first_loan_at:
             self.first_loan_at[customer] = created_at
-        status = weighted(rng, STATUS_WEIGHTS)
-        loan_type = weighted(rng, TYPE_WEIGHTS)
-        principal, tenure = pick_terms(rng, loan_type)
         rate = self.rates[loan_type]
         agent = rng.choice(self.active_agents)
         admin = rng.randint(1, ADMINS)
 
         steps: list[tuple[str, int, str]] = [("created", customer, "customer")]
-        edited = status != "withdrawn" and rng.random() < 0.3
+        edited = status != "withdrawn" and not statement and rng.random() < 0.3
         if edited:
             steps.append(("edited", agent, "agent"))
-        requested = status in ("requested", "approved") or (
+        requested = status in ("requested", "approved", "active") or (
             status in ("rejected", "withdrawn") and rng.random() < 0.5
         )
         if requested:
             steps.append(("requested", agent, "agent"))
-        if status in ("approved", "rejected"):
-            steps.append((status, admin, "admin"))
+        if status in ("approved", "rejected", "active"):
+            steps.append(("approved" if status == "active" else status, admin, "admin"))
         elif status == "withdrawn":
             steps.append(("withdrawn", customer, "customer"))
 
@@ -305,7 +584,8 @@ class Generator:
                 new_principal, new_tenure = pick_terms(rng, loan_type)
                 while (new_principal, new_tenure) == (principal, tenure):
                     new_principal, new_tenure = pick_terms(rng, loan_type)
-                state.update(self.terms(loan_type, new_principal, rate, new_tenure))
+                principal, tenure = new_principal, new_tenure
+                state.update(self.terms(loan_type, principal, rate, tenure))
             elif action == "requested":
                 state.update(status="requested", agent_id=agent)
             else:
@@ -333,23 +613,146 @@ class Generator:
                     reason,
                 )
             )
-        loan = (
-            loan_id,
-            customer,
-            state["agent_id"],
-            loan_type,
-            Decimal(state["principal"]),
-            Decimal(rate),
-            state["tenure_months"],
-            Decimal(state["emi"]),
-            Decimal(state["total_payable"]),
-            Decimal(state["total_interest"]),
-            state["status"],
-            len(steps),
-            created_at,
-            at,
-        )
-        return loan, events
+        loan: dict[str, Any] = {
+            "id": loan_id,
+            "customer_id": customer,
+            "agent_id": state["agent_id"],
+            "loan_type": loan_type,
+            "principal": Decimal(state["principal"]),
+            "annual_rate": Decimal(rate),
+            "tenure_months": state["tenure_months"],
+            "emi": Decimal(state["emi"]),
+            "total_payable": Decimal(state["total_payable"]),
+            "total_interest": Decimal(state["total_interest"]),
+            "status": state["status"],
+            "version": len(steps),
+            "created_at": created_at,
+            "updated_at": at,
+        }
+        repayments: list[tuple] = []
+        if status == "active":
+            if statement:
+                disbursed_on = self.statement_disbursed[loan_id - 1]
+                pattern = weighted(rng, STATEMENT_PATTERNS)
+                anchors = STATEMENT_REPAYMENTS
+            else:
+                disbursed_on = at.date() + timedelta(days=rng.randint(1, 10))
+                pattern = weighted(rng, PATTERN_WEIGHTS)
+                anchors = MAX_ANCHORS
+            if disbursed_on <= LAST_DAY:
+                self.service(loan, state, events, repayments, disbursed_on, pattern, anchors, admin)
+            if statement and len(repayments) != STATEMENT_REPAYMENTS:
+                raise RuntimeError(f"statement loan {loan_id}: {len(repayments)} repayments")
+        self.statuses[loan["status"]] = self.statuses.get(loan["status"], 0) + 1
+        return tuple(loan.get(name) for name in LOAN_COLUMNS), events, repayments
+
+    def service(
+        self,
+        loan: dict[str, Any],
+        state: dict[str, Any],
+        events: list[tuple],
+        repayments: list[tuple],
+        disbursed_on: date,
+        pattern: str,
+        anchors: int,
+        admin: int,
+    ) -> None:
+        """Disburse an approved loan on `disbursed_on` and post its repayments up to LAST_DAY:
+        the `disbursed` and `repaid` events (loanapi's snapshots: servicing.SERVICED, each as of
+        its day), the repayments with their allocations, the loan's stored fields."""
+        rng = self.rng
+        loan_type, tenure = loan["loan_type"], loan["tenure_months"]
+        plan = self.plans.get(loan_type, int(loan["principal"]), tenure, pattern, anchors)
+        dates, derived = history(plan, disbursed_on, LAST_DAY)
+        if anchors == MAX_ANCHORS and dates and plan.payments[len(dates) - 1][0] == anchors:
+            raise RuntimeError(f"loan {loan['id']}: MAX_ANCHORS too small for its plan")
+        agent = loan["agent_id"]
+        loan_id = loan["id"]
+        fixed = {
+            "status": "active",
+            "disbursed_on": disbursed_on,
+            "first_due_on": ledger.add_months(disbursed_on, 1),
+            "first_due_given": False,
+            "late_fee": plan.fee,
+            "grace_days": plan.grace,
+            "fees_recorded": 0,  # no `penalty_charged` event: close of business never ran
+        }
+        before = {name: json_value(loan.get(name)) for name in SERVICED}
+        version = loan["version"]
+        at = at_time(rng, disbursed_on)
+        for i, values in enumerate(derived):
+            # after the disbursement only the derived fields change (DERIVED is in SERVICED's
+            # order, so the changes list them in the order loanapi's events do)
+            names = SERVICED if i == 0 else DERIVED
+            now = {**fixed, **values} if i == 0 else values
+            after = dict(before)
+            for name in names:
+                if name in now:
+                    after[name] = json_value(now[name])
+            changes = {
+                name: {"from": before[name], "to": after[name]}
+                for name in names
+                if before[name] != after[name]
+            }
+            self.event_id += 1
+            version += 1
+            if i == 0:
+                action, actor, role = "disbursed", admin, "admin"
+            else:
+                at = at_time(rng, dates[i - 1])
+                self.repayment_id += 1
+                amount = plan.payments[i - 1][2]
+                p_penalty, p_interest, p_principal = plan.allocations[i - 1]
+                reference = f"BANK-{self.repayment_id:09d}" if rng.random() < 0.8 else None
+                repayments.append(
+                    (
+                        self.repayment_id,
+                        loan_id,
+                        amount,
+                        dates[i - 1],
+                        reference,
+                        p_principal,
+                        p_interest,
+                        p_penalty,
+                        False,
+                        None,
+                        None,
+                        agent,
+                        at,
+                    )
+                )
+                changes["repayment"] = {
+                    "from": None,
+                    "to": {
+                        "id": self.repayment_id,
+                        "amount": money(amount),
+                        "paid_on": dates[i - 1].isoformat(),
+                        "reference": reference,
+                    },
+                }
+                action, actor, role = "repaid", agent, "agent"
+            events.append(
+                (
+                    self.event_id,
+                    loan_id,
+                    version,
+                    action,
+                    actor,
+                    role,
+                    at,
+                    dumps(changes),
+                    dumps(after),
+                    None,
+                )
+            )
+            before = after
+        loan.update(fixed)
+        loan.update(derived[-1])
+        loan["bucket"] = loan["bucket"].value
+        loan["version"] = version
+        loan["updated_at"] = at
+        if dates:
+            self.with_repayments += 1
 
     def terms(self, loan_type: str, principal: int, rate: str, tenure: int) -> dict[str, Any]:
         emi, total, interest = priced(principal, rate, tenure)
@@ -364,7 +767,6 @@ class Generator:
 
     def users(self) -> list[tuple]:
         rng = self.rng
-        early = START - timedelta(days=60)
         rows = []
 
         def user(uid: int, name: str, role: str, status: str, created: datetime) -> tuple:
@@ -388,17 +790,17 @@ class Generator:
 
         names = ["bench_admin"] + [f"bench_admin{i}" for i in range(2, ADMINS + 1)]
         for uid, name in enumerate(names, start=1):
-            rows.append(user(uid, name, "admin", "active", early))
+            rows.append(user(uid, name, "admin", "active", EARLY))
         for i, status in enumerate(self.agent_status):
             uid = self.first_agent + i
             name = "bench_agent" if i == 0 else f"agent{uid}"
-            rows.append(user(uid, name, "agent", status, early))
+            rows.append(user(uid, name, "agent", status, EARLY))
         for i in range(self.n_customers):
             uid = self.first_customer + i
-            first = self.first_loan_at.get(uid, END)
-            created = max(early, first - timedelta(days=rng.uniform(0, 30)))
+            first = self.first_loan_at.get(uid, END)  # a customer joins before their first loan
+            created = first - timedelta(days=rng.uniform(0, 30))
             rows.append(user(uid, f"customer{uid}", "customer", "active", created))
-        rows.append(user(self.fixture_customer, "bench_fixture", "customer", "active", early))
+        rows.append(user(self.fixture_customer, "bench_fixture", "customer", "active", EARLY))
         return rows
 
 
@@ -431,24 +833,38 @@ async def fill(database: str, n_loans: int, rounds: int, chunk: int = 20_000) ->
             r["loan_type"]: f"{r['annual_rate']:.2f}"
             for r in await conn.fetch("SELECT loan_type, annual_rate FROM loan_products")
         }
+        # the products' late fees (a disbursed loan keeps a copy of its product's)
+        for loan_type, (fee, grace) in LATE_FEES.items():
+            await conn.execute(
+                "UPDATE loan_products SET late_fee = $1, grace_days = $2 WHERE loan_type = $3",
+                Decimal(fee),
+                grace,
+                loan_type,
+            )
         gen = Generator(n_loans, rates, make_hash(rounds))
-        indexes = await _loose_indexes(conn, ("loans", "loan_events"))
+        indexes = await _loose_indexes(conn, ("loans", "loan_events", "repayments"))
         # Foreign keys are checked by triggers; the data is consistent by construction.
         await conn.execute("SET session_replication_role = replica")
         for name, _ in indexes:
             await conn.execute(f'DROP INDEX "{name}"')
         times = gen.created_times()
         bar = tqdm(total=n_loans, desc=f"seeding {database}", unit="loan")
+        began = time.monotonic()
         for begin in range(0, n_loans, chunk):
-            loans, events = [], []
+            loans, events, repayments = [], [], []
             for offset in range(begin, min(begin + chunk, n_loans)):
-                loan, loan_events = gen.loan(offset + 1, times[offset])
+                loan, loan_events, loan_repayments = gen.loan(offset + 1, times[offset])
                 loans.append(loan)
                 events.extend(loan_events)
+                repayments.extend(loan_repayments)
             await conn.copy_records_to_table("loans", records=loans, columns=LOAN_COLUMNS)
             await conn.copy_records_to_table("loan_events", records=events, columns=EVENT_COLUMNS)
+            await conn.copy_records_to_table(
+                "repayments", records=repayments, columns=REPAYMENT_COLUMNS
+            )
             bar.update(len(loans))
         bar.close()
+        generated = round(time.monotonic() - began, 1)
         users = gen.users()
         await conn.copy_records_to_table("users", records=users, columns=USER_COLUMNS)
         print(f"recreating {len(indexes)} indexes ...", file=sys.stderr, flush=True)
@@ -456,10 +872,10 @@ async def fill(database: str, n_loans: int, rounds: int, chunk: int = 20_000) ->
         for _, definition in indexes:
             await conn.execute(definition)
         await conn.execute("SET session_replication_role = DEFAULT")
-        for table in ("users", "loans", "loan_events"):
+        for table in ("users", "loans", "loan_events", "repayments"):
             await conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT max(id) FROM {table}))"
+                f"(SELECT coalesce(max(id), 1) FROM {table}))"
             )
         dangling = await conn.fetchval(
             "SELECT count(*) FROM loans l LEFT JOIN users u ON u.id = l.customer_id "
@@ -469,11 +885,23 @@ async def fill(database: str, n_loans: int, rounds: int, chunk: int = 20_000) ->
             raise RuntimeError(f"{dangling} loans without their customer")
         print("VACUUM ANALYZE ...", file=sys.stderr, flush=True)
         await conn.execute("VACUUM ANALYZE")
+        print("checking a sample of the repayment histories ...", file=sys.stderr, flush=True)
+        checked = await check_servicing(conn, gen.n_statement)
         counts = sorted(gen.loans_of.values(), reverse=True)
         return {
             "seed_version": SEED_VERSION,
             "loans": n_loans,
             "events": gen.event_id,
+            "repayments": gen.repayment_id,
+            "max_repayment_id": gen.repayment_id,
+            "statuses": dict(sorted(gen.statuses.items())),
+            "active_with_repayments": gen.with_repayments,
+            # the statement scenario's loans: ids 1..statement_loans (360 months, 60 repayments)
+            "statement_loans": gen.n_statement,
+            "statement_repayments": STATEMENT_REPAYMENTS,
+            "repayment_plans": gen.plans.replays,
+            "generate_seconds": generated,
+            "servicing_check": checked,
             "users": len(users),
             "max_user_id": len(users),
             "max_loan_id": n_loans,
@@ -495,21 +923,173 @@ async def fill(database: str, n_loans: int, rounds: int, chunk: int = 20_000) ->
         await conn.close()
 
 
-async def reset(database: str, marker: dict[str, Any]) -> int:
-    """Delete what runs added above the seeded ids (fixtures, applied loans, their events)."""
+async def check_servicing(
+    conn: asyncpg.Connection,
+    n_statement: int,
+    sample: int = 200,
+    deep: int = 20,
+    loan_ids: list[int] | None = None,
+) -> dict[str, Any]:
+    """Replay a sample of the seeded active loans with loanapi's ledger: the loan's stored
+    servicing fields (as of its last change, the day of its last event), each repayment's
+    allocation, the versions of its events and the last event's snapshot must be what the
+    replay gives; for `deep` of them, every event's snapshot too (replayed as of its day).
+    Raises RuntimeError at the first difference."""
+    from loanapi.loans import servicing
+
+    if loan_ids is None:
+        rng = random.Random(13)
+        active = [r["id"] for r in await conn.fetch("SELECT id FROM loans WHERE status = 'active'")]
+        picked = rng.sample(active, min(sample, len(active)))
+        picked += list(range(1, min(n_statement, 3) + 1))
+    else:
+        picked = loan_ids
+    events_checked = 0
+    for number, loan_id in enumerate(picked):
+        loan = await conn.fetchrow("SELECT * FROM loans WHERE id = $1", loan_id)
+        rows = await conn.fetch(
+            "SELECT * FROM repayments WHERE loan_id = $1 ORDER BY paid_on, id", loan_id
+        )
+        events = await conn.fetch(
+            "SELECT version, action, at, changes, snapshot FROM loan_events WHERE loan_id = $1 "
+            "ORDER BY version",
+            loan_id,
+        )
+        terms = ledger.LoanTerms(
+            principal=loan["principal"],
+            annual_rate=loan["annual_rate"],
+            tenure_months=loan["tenure_months"],
+            disbursed_on=loan["disbursed_on"],
+            first_due_on=loan["first_due_on"] if loan["first_due_given"] else None,
+            late_fee=loan["late_fee"],
+            grace_days=loan["grace_days"],
+        )
+        repayments = [ledger.Repayment(r["id"], r["paid_on"], r["amount"]) for r in rows]
+
+        def fail(what: str, loan_id: int = loan_id) -> RuntimeError:
+            return RuntimeError(f"seeded loan {loan_id}: {what}")
+
+        book = ledger.replay(terms, repayments, loan["updated_at"].astimezone(UTC).date())
+        for name, value in servicing._derived(book).items():
+            if name not in loan:
+                raise fail(f"the replay gives {name}, which loans have no column for")
+            if json_value(value) != json_value(loan[name]):
+                raise fail(f"{name} stored {loan[name]!r}, replay {value!r}")
+        allocations = book.allocations
+        for r in rows:
+            got = allocations[r["id"]]
+            if (got.principal, got.interest, got.penalty) != (
+                r["principal"],
+                r["interest"],
+                r["penalty"],
+            ):
+                raise fail(f"repayment {r['id']} allocated {r}, replay {got}")
+        if [e["version"] for e in events] != list(range(1, loan["version"] + 1)):
+            raise fail("event versions are not 1..version")
+        if json.loads(events[-1]["snapshot"]) != {n: json_value(loan[n]) for n in SERVICED}:
+            raise fail("the last event's snapshot is not the loan")
+        if number >= deep and loan_id > n_statement:
+            continue
+        for event in events:
+            if event["action"] not in ("disbursed", "repaid"):
+                continue
+            day = event["at"].astimezone(UTC).date()
+            if event["action"] == "repaid":
+                last = json.loads(event["changes"])["repayment"]["to"]["id"]
+                position = next(i for i, r in enumerate(repayments) if r.id == last)
+                prefix = repayments[: position + 1]
+            else:
+                prefix = []
+            derived = servicing._derived(ledger.replay(terms, prefix, day))
+            snapshot = json.loads(event["snapshot"])
+            for name, value in derived.items():
+                if name in SERVICED and json_value(value) != snapshot[name]:
+                    raise fail(f"version {event['version']} {name}: {snapshot[name]!r}, {value!r}")
+            events_checked += 1
+    return {"loans": len(picked), "events": events_checked, "ok": True}
+
+
+# The rows of the seeded loans a run changes (repay's), as they were when it started.
+SAVED_LOANS = "bench_saved_loans"
+
+
+async def save_rows(database: str, ids: list[int]) -> None:
+    """Keep a copy of these loans' rows (every column, whatever the schema has gained), for
+    `reset` to give them back. Called when a run starts, after its reset: the rows are the
+    seeded ones (and what migrations since made of them)."""
     conn = await asyncpg.connect(dsn(database))
     try:
         async with conn.transaction():
-            gone = await conn.fetchval(
-                "WITH e AS (DELETE FROM loan_events WHERE id > $1 OR loan_id > $2 RETURNING 1)"
-                " SELECT count(*) FROM e",
+            await conn.execute(f"DROP TABLE IF EXISTS {SAVED_LOANS}")
+            await conn.execute(f"CREATE TABLE {SAVED_LOANS} (LIKE loans)")
+            await conn.execute(
+                f"INSERT INTO {SAVED_LOANS} SELECT * FROM loans WHERE id = ANY($1::int[])", ids
+            )
+    finally:
+        await conn.close()
+
+
+async def _restore_saved(conn: asyncpg.Connection, ids: list[int]) -> set[int]:
+    """Give these loans their saved rows back (the columns both tables have); the ids done."""
+    if not ids or not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", SAVED_LOANS):
+        return set()
+    columns = [
+        r["attname"]
+        for r in await conn.fetch(
+            "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = 'loans'::regclass "
+            "AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'id' AND EXISTS "
+            "(SELECT 1 FROM pg_attribute b WHERE b.attrelid = $1::regclass "
+            "AND b.attname = a.attname AND NOT b.attisdropped) ORDER BY a.attnum",
+            SAVED_LOANS,
+        )
+    ]
+    names = ", ".join(f'"{c}"' for c in columns)
+    values = ", ".join(f's."{c}"' for c in columns)
+    done = await conn.fetch(
+        f"UPDATE loans AS l SET ({names}) = ({values}) FROM {SAVED_LOANS} AS s "
+        "WHERE l.id = s.id AND l.id = ANY($1::int[]) RETURNING l.id",
+        ids,
+    )
+    return {r["id"] for r in done}
+
+
+class Unrestorable(RuntimeError):
+    """Seeded loans were changed that no saved row can give back (see `reset`)."""
+
+
+async def reset(database: str, marker: dict[str, Any]) -> int:
+    """Delete what runs added above the seeded ids (fixtures, applied loans, their events,
+    repayments), and give the seeded loans a run changed (repay's) their saved rows back
+    (`save_rows`). Raises Unrestorable (and changes nothing) when a seeded loan was changed
+    (an event of it deleted) that has no saved row."""
+    conn = await asyncpg.connect(dsn(database))
+    try:
+        async with conn.transaction():
+            touched = await conn.fetch(
+                "DELETE FROM loan_events WHERE id > $1 OR loan_id > $2 RETURNING loan_id",
                 marker["max_event_id"],
+                marker["max_loan_id"],
+            )
+            gone = len(touched)
+            gone += await conn.fetchval(
+                "WITH r AS (DELETE FROM repayments WHERE id > $1 OR loan_id > $2 RETURNING 1)"
+                " SELECT count(*) FROM r",
+                marker.get("max_repayment_id", 0),
                 marker["max_loan_id"],
             )
             gone += await conn.fetchval(
                 "WITH l AS (DELETE FROM loans WHERE id > $1 RETURNING 1) SELECT count(*) FROM l",
                 marker["max_loan_id"],
             )
+            seeded = sorted(
+                {r["loan_id"] for r in touched if r["loan_id"] <= marker["max_loan_id"]}
+            )
+            rest = sorted(set(seeded) - await _restore_saved(conn, seeded))
+            if rest:
+                raise Unrestorable(
+                    f"{len(rest)} seeded loans were changed outside the saved ones "
+                    f"(e.g. {rest[:5]}): the database must be seeded again"
+                )
             await conn.execute("DELETE FROM idempotency_keys")
             await conn.execute("DELETE FROM rate_events")
             await conn.execute(
@@ -518,7 +1098,7 @@ async def reset(database: str, marker: dict[str, Any]) -> int:
                 marker["max_user_id"],
             )
         if gone:
-            await conn.execute("VACUUM ANALYZE loans, loan_events")
+            await conn.execute("VACUUM ANALYZE loans, loan_events, repayments")
         return int(gone)
     finally:
         await conn.close()
@@ -543,12 +1123,16 @@ async def ensure(n_loans: int, rounds: int, *, create: bool = True) -> dict[str,
             await conn.close()
         if seeded == n_loans:
             migrate(database)  # new migrations apply to the seeded data, as in production
-            removed = await reset(database, marker)
-            print(
-                f"reusing {database} ({n_loans} loans; removed {removed} rows of earlier runs)",
-                file=sys.stderr,
-            )
-            return {**marker, "database": database, "reused": True}
+            try:
+                removed = await reset(database, marker)
+            except Unrestorable as exc:
+                print(f"{database}: {exc}", file=sys.stderr)
+            else:
+                print(
+                    f"reusing {database} ({n_loans} loans; removed {removed} rows of earlier runs)",
+                    file=sys.stderr,
+                )
+                return {**marker, "database": database, "reused": True}
     if not create:
         return None
     began = time.monotonic()

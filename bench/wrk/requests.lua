@@ -1,6 +1,7 @@
 -- Replays the requests of a data file written by bench/load.py, then prints one JSON line.
 -- wrk ... -s bench/wrk/requests.lua <url> -- <data file> <rotate|consume> <threads>
---   rotate:  every thread cycles through all the requests (from its own starting point);
+--   rotate:  every thread cycles through all the requests, the threads' starting points evenly
+--            spaced (so their in-flight requests are far apart: `repay` never has two on one loan);
 --   consume: thread i sends requests i, i+threads, i+2*threads, ... (each request once, e.g. one
 --            approval per loan); past the end it wraps around, and the repeats fail (counted).
 local counter = 0
@@ -22,7 +23,7 @@ function init(args)
   if mode == "consume" then
     index, step = tid + 1, threads
   else
-    index, step = (tid * 7919) % n + 1, 1
+    index, step = math.floor(tid * n / threads) + 1, 1
   end
 end
 
