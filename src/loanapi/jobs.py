@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from loanapi.clock import utcnow
 from loanapi.config import Settings
-from loanapi.db import Sessions, create_engine, create_sessions, fetch
+from loanapi.db import Sessions, WriteSession, create_engine, create_sessions, fetch
 from loanapi.loans import close_of_business
 from loanapi.users.models import Role, User, UserStatus
 
@@ -57,11 +57,13 @@ async def close_books(
     *,
     actor_id: int | None = None,
     progress: close_of_business.Progress | None = None,
+    within: WriteSession | None = None,
 ) -> close_of_business.Result:
-    """Close of business for `day`, recorded as `actor_id` (default: the first admin)."""
+    """Close of business for `day`, recorded as `actor_id` (default: the first admin); see
+    `close_of_business.run` for `within`."""
     actor = actor_id if actor_id is not None else await system_actor(sessions)
     result = await close_of_business.run(
-        sessions.writers, day=day, actor_id=actor, progress=progress
+        sessions.writers, day=day, actor_id=actor, progress=progress, within=within
     )
     log.info(
         "close of business %s: %d loans, %d late fees recorded, %d bucket changes, %.1f s",

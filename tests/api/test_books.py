@@ -118,3 +118,15 @@ async def test_portfolio_month_is_checked(client, admin, customer):
         response = await client.get(f"{V1}/admin/portfolio?month={month}", headers=admin.headers)
         assert_field_error(response, "query", "month")
     assert_problem(await client.get(f"{V1}/admin/portfolio", headers=customer.headers), 403)
+
+
+async def test_close_of_business_takes_an_idempotency_key(client, admin):
+    """A repeat with the same key gets the first answer back (the second run would say 0)."""
+    headers = {**admin.headers, "Idempotency-Key": "cob-1"}
+    body = {"date": (date.today() - timedelta(days=2)).isoformat()}
+    first = await client.post(COB, json=body, headers=headers)
+    again = await client.post(COB, json=body, headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert first.json() == again.json()
+    other = await client.post(COB, json={"date": "2025-01-01"}, headers=headers)
+    assert_problem(other, 409)

@@ -1,6 +1,5 @@
 """The admin's views and decisions."""
 
-from datetime import date
 from enum import StrEnum
 from functools import partial
 from typing import Annotated
@@ -39,6 +38,7 @@ from loanapi.loans import servicing
 from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.schemas import (
     Disbursement,
+    IsoDate,
     LoanHistory,
     LoanProductRead,
     LoanProductUpdate,
@@ -461,8 +461,8 @@ async def list_repayments(
     session: ReadSessionDep,
     page: PageDep,
     loan_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    paid_from: Annotated[date | None, Query(description="paid_on on or after")] = None,
-    paid_to: Annotated[date | None, Query(description="paid_on on or before")] = None,
+    paid_from: Annotated[IsoDate | None, Query(description="paid_on on or after")] = None,
+    paid_to: Annotated[IsoDate | None, Query(description="paid_on on or before")] = None,
     reversed: Annotated[bool | None, Query()] = None,
 ) -> Response:
     if paid_from and paid_to and paid_to < paid_from:

@@ -9,13 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from loanapi import jobs
 from loanapi.api.common import model_response
-from loanapi.api.deps import V1, AdminUser, ReadSessionDep
+from loanapi.api.deps import V1, AdminUser, ReadSessionDep, WriteSessionDep
 from loanapi.api.idempotency import IdempotentRoute
 from loanapi.clock import utcnow
 from loanapi.errors import Unprocessable, problem_responses
 from loanapi.loans import portfolio as portfolios
 from loanapi.loans.close_of_business import Result
-from loanapi.loans.schemas import InputModel, MoneyOut
+from loanapi.loans.schemas import InputModel, IsoDate, MoneyOut
 from loanapi.loans.servicing import EARLIEST
 
 router = APIRouter(
@@ -31,7 +31,7 @@ class CloseOfBusiness(InputModel):
         extra="forbid", json_schema_extra={"examples": [{"date": "2025-04-01"}]}
     )
 
-    date: dt.date | None = Field(default=None, description="Default: yesterday (UTC)")
+    date: IsoDate | None = Field(default=None, description="Default: yesterday (UTC)")
 
 
 class CloseOfBusinessRead(BaseModel):
@@ -71,6 +71,9 @@ def closed_day(requested: dt.date | None) -> dt.date:
     "/close-of-business",
     response_model=CloseOfBusinessRead,
     operation_id="admin_close_of_business",
+    responses=problem_responses(
+        409, notes={409: "This Idempotency-Key was used for another request"}
+    ),
     summary="Close a day: record late fees, store every active loan's lateness",
     description="For every active loan disbursed by `date` and not yet closed for it: records "
     "the late fees dated by then (one `penalty_charged` event per loan that had any) and stores "
@@ -79,14 +82,22 @@ def closed_day(requested: dt.date | None) -> dt.date:
     "(or, on SQLite, the server itself) runs it every day at LOANAPI_COB_TIME for the day before.",
 )
 async def close_day(
-    request: Request, admin: AdminUser, data: CloseOfBusiness | None = None
-) -> CloseOfBusinessRead:
+    request: Request,
+    admin: AdminUser,
+    session: WriteSessionDep,
+    data: CloseOfBusiness | None = None,
+) -> Response:
     try:
         day = closed_day(data.date if data else None)
     except ValueError as exc:
         raise Unprocessable.field(("body", "date"), str(exc), "value_error") from None
-    result: Result = await jobs.close_books(request.app.state.sessions, day, actor_id=admin.id)
-    return CloseOfBusinessRead.model_validate(result)
+    # On SQLite this request's transaction may hold the one write lock (its Idempotency-Key):
+    # the run goes in it. On PostgreSQL it runs in batches of its own, as the worker's does.
+    sqlite = request.app.state.settings.is_sqlite
+    result: Result = await jobs.close_books(
+        request.app.state.sessions, day, actor_id=admin.id, within=session if sqlite else None
+    )
+    return model_response(CloseOfBusinessRead.model_validate(result))
 
 
 class StockRead(BaseModel):

@@ -7,13 +7,12 @@ due 2025-02-15, late fee 25.00 after 5 days of grace; repaid 1059.18 on 2025-02-
 on 2025-04-02 (after installment 2 was charged its fee on 2025-03-21).
 """
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Query
 
 from loanapi.errors import problem_responses
-from loanapi.loans.schemas import PayoffRead, RepaymentRead, StatementRead
+from loanapi.loans.schemas import IsoDate, PayoffRead, RepaymentRead, StatementRead
 
 LOAN = {
     "id": 42,
@@ -121,7 +120,7 @@ def _example(status: int, value: Any, description: str) -> dict[int | str, Any]:
 
 
 OnDate = Annotated[
-    date | None,
+    IsoDate | None,
     Query(
         description="The date to compute it for, YYYY-MM-DD: no later than today (UTC), not "
         "before the disbursement. Default: today.",

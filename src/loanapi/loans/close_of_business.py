@@ -24,6 +24,7 @@ as of D instead: there are few of them, and their stored fields (newer than D) a
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -349,8 +350,11 @@ async def run(
     day: date,
     actor_id: int,
     progress: Progress | None = None,
+    within: WriteSession | None = None,
 ) -> Result:
-    """Close the book for `day`: batch after batch, each in its own transaction."""
+    """Close the book for `day`: batch after batch, each in its own transaction; or, `within`
+    a transaction the caller commits (SQLite's one writer: a request that already holds the
+    write lock, for its Idempotency-Key, cannot wait for other transactions)."""
     started = time.monotonic()
     tally = _Tally()
     passes = [
@@ -361,7 +365,7 @@ async def run(
     for query, work in passes:
         after = 0
         while True:
-            async with writers() as session:
+            async with _batch_session(writers, within) as session:
                 ids = [
                     row["id"] for row in await fetch(session, query, {"day": day, "after": after})
                 ]
@@ -369,11 +373,18 @@ async def run(
                     break
                 done = tally.loans
                 await work(session, ids, day, actor_id, tally)
-                await session.commit()
+                if within is None:
+                    await session.commit()
             after = ids[-1]
             if progress is not None:
                 progress(tally.loans - done)
     return Result(day, tally.loans, tally.penalties, tally.buckets, time.monotonic() - started)
+
+
+def _batch_session(
+    writers: async_sessionmaker[WriteSession], within: WriteSession | None
+) -> AbstractAsyncContextManager[WriteSession]:
+    return nullcontext(within) if within is not None else writers()
 
 
 _PENDING = select(func.count().label("count")).select_from(Loan).where(_DUE)

@@ -1,14 +1,37 @@
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from operator import methodcaller
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from loanapi.loans.ledger import MAX_GRACE_DAYS, Bucket, InstallmentStatus
 from loanapi.loans.models import EventAction, LoanStatus, LoanType
 from loanapi.users.models import Role
 from loanapi.users.schemas import PLAIN_TEXT
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only YYYY-MM-DD (or a date): pydantic would also read a number, or a numeric string, as
+    a Unix time (`0.0` as 1970-01-01)."""
+    if isinstance(value, str) and not ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    if isinstance(value, int | float):
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 # Out: a decimal string with two places. In: a JSON number or string, at most two places.
 # A C-level callable: lists and schedules format thousands of amounts per response.
@@ -221,8 +244,8 @@ class Disbursement(InputModel):
         },
     )
 
-    disbursed_on: date | None = Field(default=None, description="Default: today (UTC)")
-    first_due_on: date | None = Field(
+    disbursed_on: IsoDate | None = Field(default=None, description="Default: today (UTC)")
+    first_due_on: IsoDate | None = Field(
         default=None,
         description="Default: a month after disbursed_on; at most two months after it",
     )
@@ -240,7 +263,7 @@ class RepaymentCreate(InputModel):
         Decimal,
         Field(gt=0, max_digits=18, decimal_places=2, allow_inf_nan=False, examples=["1059.18"]),
     ]
-    paid_on: date | None = Field(default=None, description="Default: today (UTC)")
+    paid_on: IsoDate | None = Field(default=None, description="Default: today (UTC)")
     reference: Annotated[str | None, Field(max_length=64, pattern=PLAIN_TEXT)] = None
 
 

@@ -55,7 +55,7 @@ from loanapi.clock import day_end, day_start, utcnow
 from loanapi.loans import service as loans
 from loanapi.loans.models import EventAction, LoanStatus
 from loanapi.loans.records import LoanRecord
-from loanapi.loans.schemas import LoanCreate, LoanUpdate
+from loanapi.loans.schemas import IsoDate, LoanCreate, LoanUpdate
 from loanapi.loans.workflow import Action, LoanStateConflict
 from loanapi.users import service as users
 from loanapi.users.models import Role, UserStatus
@@ -448,8 +448,8 @@ async def _between(
 async def filter_by_create_date(
     caller: Filterer,
     session: ReadSessionDep,
-    start_date: date | None = None,
-    end_date: date | None = None,
+    start_date: IsoDate | None = None,
+    end_date: IsoDate | None = None,
 ) -> Response:
     return await _between(session, start_date, end_date, on="created")
 
@@ -463,8 +463,8 @@ async def filter_by_create_date(
 async def filter_by_update_date(
     caller: Filterer,
     session: ReadSessionDep,
-    start_date: date | None = None,
-    end_date: date | None = None,
+    start_date: IsoDate | None = None,
+    end_date: IsoDate | None = None,
 ) -> Response:
     return await _between(session, start_date, end_date, on="updated")
 
