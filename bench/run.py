@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import itertools
 import json
 import os
 import pickle
 import platform
+import pty
 import random
 import re
 import shutil
@@ -23,12 +26,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
 from collections import Counter
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,14 @@ LEGACY_LOAN_BODY = {"loan_amount": 10000, "loan_type": "Home_loan", "duration": 
 SCALE_KEYS = ("admin_list", "customer_list", "statement")
 # legacy_bulk runs at the levels up to c16 only; a 10,000-row answer may take seconds at c16
 BULK_MAX_CONCURRENCY, BULK_TIMEOUT = 16, 30
+# the close-of-business steps (`--only cob` runs them all; any of the others runs the timed run
+# it needs first)
+COB_STEPS = ("cob", "cob_rerun", "cob_scale", "cob_get_p99")
+# the portfolio runs at the levels up to c16 only (an aggregate over the whole book)
+PORTFOLIO_MAX_CONCURRENCY = 16
+# close of business: how long a run may take before it is stopped (s), and the loans whose time
+# the timeline reports (the first ones closed, by id) against the whole run's per-loan time
+COB_TIMEOUT, COB_FIRST_PART = 1800, 100_000
 # repay: agents post this amount (paid_on: today) to each of these many seeded active loans in
 # turn (not the statement loans), each with at least this principal outstanding, so no run can
 # reach a payoff amount (422); the database reset gives the loans their seeded state back
@@ -235,6 +247,251 @@ def start_floor(database: str, port: int, workers: int, legacy: Path | None = No
         "--no-access-log",
     ]
     return Server("floor", cmd, env, port)
+
+
+def lock_databases(names: list[str]) -> Any:
+    """A session advisory lock per bench database (taken on the server's `postgres` database),
+    held until the returned connection closes (at the latest when the bench exits): two runs on
+    one database at once would delete, restore and reseed each other's rows. A run that finds a
+    database in use waits for the other to finish."""
+    import psycopg
+
+    conn = psycopg.connect(seed.dsn("postgres"), autocommit=True)
+    for name in sorted(set(names)):
+        key = f"loanapi-bench:{name}"
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+        if not (row and row[0]):
+            log(f"another bench run is using {name}: waiting for it to finish")
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    return conn
+
+
+# --- close of business ------------------------------------------------------------------------
+
+COB_LINE = re.compile(
+    r"closed (\S+): (\d+) loans, (\d+) late fees recorded, (\d+) bucket changes, ([\d.]+) s"
+)
+COB_POSITION = re.compile(r"\]\s+(\d+)/(\d+)")  # click's bar: "label  [####----]  pos/length"
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """VmHWM of a running process: the peak RSS of what it has executed (KiB). Its rusage's
+    ru_maxrss would not do for a child of the bench: Linux keeps the highest RSS across exec,
+    and a forked child is, until its exec, as big as the bench itself."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class CobRun:
+    """`loanapi cob --date D` against a bench database, as a child process (its own process
+    group, stopped if the bench dies). Its output goes to a terminal of its own (a pty), so that
+    its progress bar renders after every batch: each render read is timed (the timeline). A
+    thread watches it every few milliseconds until it exits: its peak RSS (VmHWM), its end (its
+    wall time), and its CPU time (wait4: that process alone)."""
+
+    def __init__(self, database: str, day: date, rounds: int) -> None:
+        env = {
+            **os.environ,
+            "LOANAPI_DATABASE_URL": seed.sqlalchemy_url(database),
+            "LOANAPI_SECRET_KEY": SECRET,
+            "LOANAPI_LOG_LEVEL": "WARNING",
+            "LOANAPI_PBKDF2_ROUNDS": str(rounds),
+            "COLUMNS": "120",
+        }
+        self.database, self.day = database, day
+        self.chunks: list[tuple[float, str]] = []  # (seconds since the start, text read)
+        master, child_end = pty.openpty()
+        self.began = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                [seed.loanapi_bin(), "cob", "--date", day.isoformat()],
+                env=env,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=child_end,
+                stderr=child_end,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(child_end)
+        self.ended: float | None = None
+        self.status: int | None = None
+        self.usage: Any = None
+        self.peak_kib = 0
+        self.reader = threading.Thread(target=self._read, args=(master,), daemon=True)
+        self.reader.start()
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
+
+    def _read(self, fd: int) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: the child's side of the terminal is closed
+                    break
+                if not data:
+                    break
+                self.chunks.append((time.monotonic() - self.began, data.decode(errors="replace")))
+        finally:
+            os.close(fd)
+
+    def _watch(self) -> None:
+        """Until it exits (reaped here with wait4, for its own resource usage): its peak RSS."""
+        while True:
+            peak = peak_rss_kib(self.proc.pid)
+            if peak and peak > self.peak_kib:
+                self.peak_kib = peak
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                self.ended = time.monotonic()
+                self.status, self.usage = os.waitstatus_to_exitcode(status), usage
+                self.proc.returncode = self.status  # Popen must not wait for it again
+                return
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """SIGTERM to its process group (by its id), SIGKILL 5 s later. Close of business
+        commits batch by batch: a stopped run leaves each loan closed for the day or not."""
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 10.0)):
+            if self.status is not None:
+                return
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            self.watcher.join(grace)
+
+    def wait(self, timeout: float = COB_TIMEOUT) -> dict[str, Any]:
+        try:
+            self.watcher.join(timeout)
+            if self.watcher.is_alive():
+                log(f"WARNING: loanapi cob --date {self.day} still running after {timeout} s")
+                self.stop()
+        except BaseException:  # interrupted: no run left behind (the reset follows)
+            self.stop()
+            raise
+        self.reader.join(10)
+        return self.result()
+
+    def read_at(self, offset: int) -> float:
+        """When the character at `offset` of the output was read (seconds since the start)."""
+        return self.chunks[bisect.bisect_right(self.ends, offset)][0]
+
+    def result(self) -> dict[str, Any]:
+        assert self.ended is not None
+        assert self.usage is not None
+        text = "".join(chunk for _, chunk in self.chunks)
+        self.ends = list(itertools.accumulate(len(chunk) for _, chunk in self.chunks))
+        wall = self.ended - self.began
+        out: dict[str, Any] = {
+            "database": self.database,
+            "day": self.day.isoformat(),
+            "returncode": self.status,
+            "wall_s": round(wall, 3),
+            "cpu_s": round(self.usage.ru_utime + self.usage.ru_stime, 2),
+            "peak_rss_mb": round(self.peak_kib / 1024, 1),
+        }
+        found = COB_LINE.search(text)
+        if self.status != 0 or not found:
+            out["ok"] = False
+            out["output_tail"] = text.replace("\r", "\n")[-800:]
+            log(f"WARNING: loanapi cob --date {self.day} failed: {out['output_tail'][-300:]}")
+            return out
+        out["ok"] = True
+        out["loans"], out["late_fees"], out["bucket_changes"] = map(int, found.groups()[1:4])
+        out["reported_s"] = float(found.group(5))
+        # The timeline: each render of the progress bar, when it was read (the first one, at 0,
+        # when the run starts: after the interpreter's start, the imports and the count of what
+        # is pending), and the summary line (after the last batch).
+        timeline = [
+            (round(self.read_at(m.end() - 1), 3), int(m.group(1)))
+            for m in COB_POSITION.finditer(text)
+        ]
+        closed_at = self.read_at(found.end() - 1)
+        if timeline:
+            start = timeline[0][0]
+            # the run itself, to the millisecond (the summary line rounds to 0.1 s)
+            out["run_s"] = round(max(closed_at - start, 0.001), 3)
+            out["startup_s"] = round(start, 3)
+            out["timeline"] = [(round(at - start, 3), pos) for at, pos in timeline]
+            loans = out["loans"]
+            part = COB_FIRST_PART if loans >= 2 * COB_FIRST_PART else loans // 4
+            reached = next(((at, pos) for at, pos in out["timeline"] if pos >= part > 0), None)
+            if reached and reached[0] > 0:
+                out["first_part"] = {"loans": reached[1], "seconds": reached[0]}
+            # per loan after the first batch (which also pays for preparing the statements and
+            # warming the caches: most of a small run)
+            done = [(at, pos) for at, pos in out["timeline"] if pos > 0]
+            if len(done) >= 2 and done[-1][1] > done[0][1]:
+                steady = (done[-1][0] - done[0][0]) / (done[-1][1] - done[0][1])
+                out["steady_us_per_loan"] = round(1e6 * steady, 1)
+        else:  # no progress bar seen: the summary line's seconds, and the rest of the wall time
+            out["run_s"] = max(out["reported_s"], 0.05)
+            out["startup_s"] = round(wall - out["run_s"], 3)
+        out["us_per_loan"] = round(1e6 * out["run_s"] / out["loans"], 1) if out["loans"] else None
+        log(
+            f"  cob {self.day} on {self.database}: {out['loans']} loans, {out['late_fees']} late "
+            f"fees, {out['bucket_changes']} bucket changes; run {out['run_s']} s (wall "
+            f"{out['wall_s']} s, CPU {out['cpu_s']} s, peak RSS {out['peak_rss_mb']} MB)"
+        )
+        return out
+
+
+async def cob_floor(database: str, day: date) -> dict[str, Any]:
+    """The least close of business can do: one UPDATE giving every active loan its cob_date
+    (committed), timed from the client."""
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        began = time.perf_counter()
+        status = await conn.execute(
+            "UPDATE loans SET cob_date = $1 WHERE status = 'active'", day
+        )  # autocommit: the UPDATE and its commit
+        seconds = time.perf_counter() - began
+    finally:
+        await conn.close()
+    return {"seconds": round(seconds, 3), "rows": int(status.split()[-1])}
+
+
+async def book_counts(database: str, max_loan_id: int) -> dict[str, Any]:
+    """The seeded active loans by bucket and how many are late (dpd > 0): after a close of
+    business for D, as of D."""
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        rows = await conn.fetch(
+            "SELECT bucket, count(*) AS n, count(*) FILTER (WHERE dpd > 0) AS late FROM loans "
+            "WHERE status = 'active' AND id <= $1 GROUP BY bucket ORDER BY bucket",
+            max_loan_id,
+        )
+    finally:
+        await conn.close()
+    active = sum(r["n"] for r in rows)
+    late = sum(r["late"] for r in rows)
+    return {
+        "active": active,
+        "late": late,
+        "late_share": round(late / active, 3) if active else None,
+        "by_bucket": {str(r["bucket"]): r["n"] for r in rows},
+    }
+
+
+async def events_above(database: str, max_event_id: int) -> int:
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM loan_events WHERE id > $1", max_event_id)
+        )
+    finally:
+        await conn.close()
 
 
 # --- data for the scenarios --------------------------------------------------------------------
@@ -955,8 +1212,9 @@ class Bench:
             if (args.generator == "wrk" or (args.generator == "auto" and load.wrk_path()))
             else "python",
         }
-        n_main = 1_000_000 if args.full else 10_000
+        n_main = args.loans or (1_000_000 if args.full else 10_000)
         n_other = 10_000 if args.full else 1_000_000
+        locks = lock_databases([seed.database_name(n_main), seed.database_name(n_other)])
         marker = asyncio.run(seed.ensure(n_main, self.rounds))
         other = asyncio.run(seed.ensure(n_other, self.rounds, create=args.full))
         self.db = marker["database"]
@@ -1056,6 +1314,31 @@ class Bench:
                 f"months with {marker.get('statement_repayments')} repayments each, by their "
                 "owners)",
             )
+            # the book (an aggregate over every active loan): c1 and c16 only, like legacy_bulk
+            month = datetime.now(UTC).strftime("%Y-%m")
+            portfolio_reqs = [Req("GET", f"/api/v1/admin/portfolio?month={month}", bearer(admin))]
+            self.scenario(
+                "portfolio",
+                lp,
+                portfolio_reqs,
+                f"GET /api/v1/admin/portfolio?month={month} (this month) as an admin",
+                levels=[c for c in self.levels if c <= PORTFOLIO_MAX_CONCURRENCY],
+            )
+            if self.wanted("portfolio"):
+                # this month's flows are empty on the seeded data: the seed's last month has
+                # a whole month of repayments and disbursements (c1, beside the scenario's c1)
+                flows = f"{seed.LAST_DAY:%Y-%m}"
+                log(f"portfolio of {flows} (the seed's last month, its flows), c1:")
+                self.results["portfolio"] = {
+                    "month": month,
+                    "flows_month": flows,
+                    "flows_c1": self.measure(
+                        lp,
+                        [Req("GET", f"/api/v1/admin/portfolio?month={flows}", bearer(admin))],
+                        1,
+                        self.duration,
+                    ),
+                }
             self.scenario(
                 "legacy_getloans",
                 lp,
@@ -1181,6 +1464,11 @@ class Bench:
             # The write scenarios added thousands of loans to the picked customers: back to the
             # seeded rows, so that both databases hold the same lists for the scale comparison.
             asyncio.run(seed.reset(self.db, marker))
+            # close of business on the seeded book (it gives the rows back when it is done)
+            if any(self.wanted(step) for step in COB_STEPS):
+                self.results["cob"] = self.close_of_business(
+                    lp, get_reqs, marker, other, portfolio_reqs
+                )
             # scale, responsiveness, login (login last: abandoned hashes keep the CPU busy)
             if self.wanted("scale"):
                 self.results["scale"] = self.scale(
@@ -1206,6 +1494,7 @@ class Bench:
             )  # a warm-up would leave hashes running
             self.idle()
         asyncio.run(seed.reset(self.db, marker))
+        locks.close()  # the databases are as seeded: another run may have them
         self.results["meta"]["machine"]["loadavg_at_end"] = os.getloadavg()
         self.results["meta"]["wall_seconds"] = round(time.monotonic() - began, 1)
         self.results["ratios"] = report.ratios(self.results)
@@ -1397,6 +1686,178 @@ class Bench:
             "explain_" + ("10k" if self.args.full else "1m"): plans,
         }
 
+    # close of business
+
+    def cob_wanted(self, step: str) -> bool:
+        """`--only cob` runs every close-of-business step; `--only cob_rerun` (or cob_scale,
+        cob_get_p99) runs that step after the timed run it needs."""
+        return self.wanted("cob") or self.wanted(step)
+
+    def close_of_business(
+        self,
+        port: int,
+        get_reqs: list[Req],
+        marker: dict[str, Any],
+        other: dict[str, Any] | None,
+        portfolio_reqs: list[Req],
+    ) -> dict[str, Any]:
+        """Close of business on the seeded book (every seeded active loan) for COB_DAY, the day
+        after the seeded history (SERVICING.md: the CLI, as the nightly job does it).
+
+        1. floor: one UPDATE giving every active loan its cob_date, timed; the loans get their
+           rows back (seed.save_active / restore_active: every column, one UPDATE) and the table
+           is vacuumed, so that close of business meets it as the floor did;
+        2. cob: `loanapi cob --date D`, timed (wall, the run itself from its progress bar, CPU,
+           peak RSS); the book's late loans and buckets as of D are counted;
+        3. cob_rerun: the same date again right after (nothing left to do);
+        4. cob_get_p99: get-one at c16 alone, then while close of business runs for the next
+           day (D + 1: every loan has work again);
+        5. the seeded rows back (seed.reset: the saved rows, the penalty_charged events deleted),
+           checked by a hash of the loans table before and after;
+        6. cob_scale: close of business for D on the other database (when it is the smaller),
+           the same way: seconds per loan on each."""
+        day = seed.COB_DAY
+        day2 = day + timedelta(days=1)
+        out: dict[str, Any] = {"day": day.isoformat(), "day2": day2.isoformat()}
+        if day2 > datetime.now(UTC).date():
+            out["error"] = f"{day2} is after today: close of business cannot run for it"
+            log(f"WARNING: close of business skipped: {out['error']}")
+            return out
+        max_loan = marker["max_loan_id"]
+        log(f"close of business on {self.db}: the floor, then loanapi cob --date {day}")
+        before = asyncio.run(seed.loans_hash(self.db, max_loan))
+        out["saved_active"] = asyncio.run(seed.save_active(self.db))
+        try:
+            self.idle()
+            out["floor"] = asyncio.run(cob_floor(self.db, day))
+            log(
+                f"  floor: UPDATE loans SET cob_date = '{day}' WHERE status = 'active': "
+                f"{out['floor']['rows']} rows in {out['floor']['seconds']} s"
+            )
+            out["floor"]["restored"] = asyncio.run(seed.restore_active(self.db))
+            self.idle()
+            out["first"] = CobRun(self.db, day, self.rounds).wait()
+            out["book"] = asyncio.run(book_counts(self.db, max_loan))
+            log(
+                f"  as of {day}: {out['book']['late']} of {out['book']['active']} active loans "
+                f"late ({out['book']['late_share']}), by bucket {out['book']['by_bucket']}"
+            )
+            if self.wanted("portfolio"):  # the morning after: every active row just rewritten
+                log("  portfolio right after close of business (c1):")
+                out["portfolio_after_cob"] = self.measure(port, portfolio_reqs, 1, self.duration)
+            if self.cob_wanted("cob_rerun"):
+                self.idle()
+                out["rerun"] = CobRun(self.db, day, self.rounds).wait()
+            if self.cob_wanted("cob_get_p99"):
+                out["under_load"] = self.cob_under_load(port, get_reqs, day2, out["first"])
+        finally:
+            log(f"  giving {self.db} its seeded rows back")
+            asyncio.run(seed.reset(self.db, marker))
+        after = asyncio.run(seed.loans_hash(self.db, max_loan))
+        left = asyncio.run(events_above(self.db, marker["max_event_id"]))
+        out["reset_ok"] = before == after and left == 0
+        if not out["reset_ok"]:
+            log(
+                f"WARNING: {self.db} is not as seeded after close of business: loans hash "
+                f"{before} before, {after} after; {left} events above the seeded ids"
+            )
+        if self.cob_wanted("cob_scale"):
+            out["scale"] = self.cob_scale(out.get("first"), other)
+        return out
+
+    def cob_under_load(
+        self, port: int, get_reqs: list[Req], day: date, first: dict[str, Any]
+    ) -> dict[str, Any]:
+        """get-one at c16 alone, then from just before close of business for `day` starts to
+        when it ends (wrk is stopped then with SIGINT, which ends its measurement early and
+        reports it; the Python generator runs for a while longer than the first run took)."""
+        self.idle()
+        log("  get-one c16 alone:")
+        alone = self.measure(port, get_reqs, 16, self.duration)
+        self.idle()
+        log(f"  get-one c16 while loanapi cob --date {day} runs:")
+        use_wrk = load.wrk_path() is not None and self.args.generator != "python"
+        if use_wrk:
+            expected = first.get("wall_s") or 60
+            wrk = load.WrkRun(port, get_reqs, 16, 3 * expected + 60)
+            try:
+                time.sleep(0.5)  # connected, and loading
+                ran = CobRun(self.db, day, self.rounds).wait()
+            except BaseException:
+                wrk.proc.kill()
+                wrk.proc.wait()
+                raise
+            stopped_early = wrk.proc.poll() is None
+            if stopped_early:
+                wrk.proc.send_signal(signal.SIGINT)
+            during = wrk.result()
+            during["covers_cob"] = stopped_early
+        else:
+            cob = CobRun(self.db, day, self.rounds)
+            try:  # the first run's time and some: this one may take longer (no vacuum since)
+                seconds = 1.3 * (first.get("wall_s") or 1.0) + 1
+                during = load.PythonRun(port, get_reqs, 16, seconds).result()
+            except BaseException:
+                cob.stop()
+                raise
+            ran = cob.wait()
+            during["covers_cob"] = during["seconds"] >= ran["wall_s"]
+        log(
+            f"  get-one c16 during close of business: {during['rps']} req/s, p50 "
+            f"{during['p50_ms']} ms, p99 {during['p99_ms']} ms over {during['seconds']} s "
+            f"(alone: p99 {alone['p99_ms']} ms); non2xx {during['non2xx']} errors "
+            f"{during['errors']}"
+        )
+        return {"alone": alone, "load": during, "cob": ran, "concurrency": 16}
+
+    def cob_scale(
+        self, first: dict[str, Any] | None, other: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Close of business for the same day on the other database when it is the smaller
+        one (a full run's 10,000 loans; a quick run does not close the 1,000,000-loan book):
+        seconds per closed loan on the bigger over the smaller (1.0: linear)."""
+        mine = self.results["meta"]["database"]
+        if not first or not first.get("ok"):
+            return {"available": False, "why": "the timed run failed"}
+        if other is None or other["loans"] >= mine["loans"]:
+            return {
+                "available": False,
+                "why": "measured in full runs: the 10,000-loan database beside the big one",
+            }
+        database = other["database"]
+        log(f"cob_scale: close of business for {seed.COB_DAY} on {database}")
+        before = asyncio.run(seed.loans_hash(database, other["max_loan_id"]))
+        asyncio.run(seed.save_active(database))
+        try:
+            self.idle()
+            small = CobRun(database, seed.COB_DAY, self.rounds).wait()
+        finally:
+            asyncio.run(seed.reset(database, other))
+        after = asyncio.run(seed.loans_hash(database, other["max_loan_id"]))
+        left = asyncio.run(events_above(database, other["max_event_id"]))
+        if before != after or left:
+            log(f"WARNING: {database} is not as seeded after close of business")
+        out = {
+            "available": bool(small.get("ok") and small.get("loans")),
+            "small": small,
+            "reset_ok": before == after and not left,
+        }
+        if out["available"]:
+            big_us = first["run_s"] / first["loans"]
+            small_us = small["run_s"] / small["loans"]
+            out["ratio"] = round(big_us / small_us, 2)
+            if first.get("steady_us_per_loan") and small.get("steady_us_per_loan"):
+                out["steady_ratio"] = round(
+                    first["steady_us_per_loan"] / small["steady_us_per_loan"], 2
+                )
+            log(
+                f"  seconds per loan: {1e6 * big_us:.1f} us on {self.db} ({first['loans']} "
+                f"loans), {1e6 * small_us:.1f} us on {database} ({small['loans']}): "
+                f"ratio {out['ratio']} (after each run's first batch: "
+                f"{out.get('steady_ratio', 'n/a')})"
+            )
+        return out
+
     def responsiveness(self, port: int, get_reqs: list[Req], picks: dict[str, Any]) -> dict:
         """p99 of /healthz and get-one (light probes, 50 req/s each) alone, then while 16
         clients log in continuously."""
@@ -1447,12 +1908,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--deep-pages", type=int, help="page to reach (100 quick, 1000 full)")
+    parser.add_argument(
+        "--loans",
+        type=int,
+        help="loans in the main database (default 10,000 quick, 1,000,000 full; another size is "
+        "seeded as loanapi_bench_<size>, e.g. --full --loans 100000 to try the full run's steps)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the list scenario")
     parser.add_argument(
         "--only",
         help="comma-separated scenarios (a floor follows its scenario; legacy_new_loan and "
         "repay follow apply when it runs) and steps (deep_page, explain, scale, "
-        "responsiveness) to run; default all",
+        "responsiveness; cob, which runs cob_rerun, cob_scale and cob_get_p99 too, or any of "
+        "those alone after the timed run) to run; default all",
     )
     args = parser.parse_args()
 

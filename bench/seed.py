@@ -84,13 +84,17 @@ from loanapi.loans.models import Loan, Repayment  # noqa: E402
 from loanapi.loans.service import SNAPSHOT, json_value  # noqa: E402
 from loanapi.loans.servicing import DERIVED, SERVICED  # noqa: E402
 
-SEED_VERSION = 2
+SEED_VERSION = 3
 ROOT = Path(__file__).resolve().parent.parent
 
 # The data covers two years before a fixed anchor, so filters and plans are repeatable.
 END = datetime(2026, 11, 1, tzinfo=UTC)
 START = END - timedelta(days=730)
 LAST_DAY = (END - timedelta(days=1)).date()  # the last day seeded money moves (2026-10-31)
+# The day the bench closes (close of business), and the day after: the first days after the
+# seeded history, so that what is late on them is what the payment patterns make late (not a
+# month of payments missing since), whatever the date of the run.
+COB_DAY = LAST_DAY + timedelta(days=1)
 FILTER_FROM, FILTER_TO = "2026-02-01", "2026-04-30"  # the admin filtered-list window
 FIXTURE_AT = datetime(2020, 1, 1, tzinfo=UTC)  # bench fixtures sort after every seeded loan
 EARLY = datetime(2021, 6, 1, tzinfo=UTC)  # admins and agents join before the oldest loan
@@ -115,8 +119,11 @@ LATE_FEES = {
     "car_loan": ("35.00", 7),
     "education_loan": ("15.00", 10),
 }
-# How borrowers pay (see `pattern_payments`); every payment is dated `due date + offset`.
-PATTERN_WEIGHTS = {"regular": 45, "early": 10, "grace": 10, "late": 15, "partial": 10, "skip": 10}
+# How borrowers pay (see `pattern_payments`); every payment is dated `due date + offset`. As of
+# COB_DAY about 12% of the active loans are late (dpd > 0): half of them loans whose term has run
+# out (KEEP_UNPAID), the rest paying late, partly or skipping, or within the grace days of an
+# installment due in the last days of October (on 10,000 loans: 455 of 3,834).
+PATTERN_WEIGHTS = {"regular": 65, "early": 12, "grace": 10, "late": 6, "partial": 3, "skip": 4}
 # Installments that can fall due between the earliest disbursement (START) and LAST_DAY, plus
 # one: a plan covers that many, and each loan takes the payments dated by LAST_DAY.
 MAX_ANCHORS = 26
@@ -1029,20 +1036,25 @@ async def save_rows(database: str, ids: list[int]) -> None:
         await conn.close()
 
 
-async def _restore_saved(conn: asyncpg.Connection, ids: list[int]) -> set[int]:
-    """Give these loans their saved rows back (the columns both tables have); the ids done."""
-    if not ids or not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", SAVED_LOANS):
-        return set()
-    columns = [
+async def _common_columns(conn: asyncpg.Connection, table: str) -> list[str]:
+    """The columns of loans (but id) that a saved copy has too, in the loans table's order."""
+    return [
         r["attname"]
         for r in await conn.fetch(
             "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = 'loans'::regclass "
             "AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'id' AND EXISTS "
             "(SELECT 1 FROM pg_attribute b WHERE b.attrelid = $1::regclass "
             "AND b.attname = a.attname AND NOT b.attisdropped) ORDER BY a.attnum",
-            SAVED_LOANS,
+            table,
         )
     ]
+
+
+async def _restore_saved(conn: asyncpg.Connection, ids: list[int]) -> set[int]:
+    """Give these loans their saved rows back (the columns both tables have); the ids done."""
+    if not ids or not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", SAVED_LOANS):
+        return set()
+    columns = await _common_columns(conn, SAVED_LOANS)
     names = ", ".join(f'"{c}"' for c in columns)
     values = ", ".join(f's."{c}"' for c in columns)
     done = await conn.fetch(
@@ -1053,15 +1065,90 @@ async def _restore_saved(conn: asyncpg.Connection, ids: list[int]) -> set[int]:
     return {r["id"] for r in done}
 
 
+# The seeded active loans as they were before the close-of-business steps (run.py): close of
+# business may change every one of them (cob_date, serviced_on, fees, dpd, bucket, version...).
+# Unlogged (no WAL for ~40% of the table): lost if PostgreSQL crashes, and then `reset` finds
+# seeded loans with a cob_date and has the database seeded again.
+SAVED_ACTIVE = "bench_saved_active"
+
+
+async def save_active(database: str) -> int:
+    """Keep a copy of every seeded active loan's row (every column), for `reset` (and
+    `restore_active`) to give back whatever close of business changed. Called right after a
+    reset, so the rows are the seeded ones. Returns how many were saved."""
+    conn = await asyncpg.connect(dsn(database))
+    try:
+        async with conn.transaction():
+            await conn.execute(f"DROP TABLE IF EXISTS {SAVED_ACTIVE}")
+            await conn.execute(f"CREATE UNLOGGED TABLE {SAVED_ACTIVE} (LIKE loans)")
+            return int(
+                (
+                    await conn.execute(
+                        f"INSERT INTO {SAVED_ACTIVE} SELECT * FROM loans WHERE status = 'active'"
+                    )
+                ).split()[-1]
+            )
+    finally:
+        await conn.close()
+
+
+async def _restore_active(conn: asyncpg.Connection, *, drop: bool) -> set[int]:
+    """Give the saved active loans (`save_active`) that differ from their copy their saved row
+    back, in one UPDATE (rows that did not change are not written); the ids restored."""
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", SAVED_ACTIVE):
+        return set()
+    columns = await _common_columns(conn, SAVED_ACTIVE)
+    names = ", ".join(f'"{c}"' for c in columns)
+    mine = ", ".join(f'l."{c}"' for c in columns)
+    saved = ", ".join(f's."{c}"' for c in columns)
+    done = await conn.fetch(
+        f"UPDATE loans AS l SET ({names}) = ({saved}) FROM {SAVED_ACTIVE} AS s "
+        f"WHERE l.id = s.id AND ({mine}) IS DISTINCT FROM ({saved}) RETURNING l.id"
+    )
+    if drop:
+        await conn.execute(f"DROP TABLE {SAVED_ACTIVE}")
+    return {r["id"] for r in done}
+
+
+async def restore_active(database: str) -> int:
+    """Give the active loans their saved rows back (keeping the copy for later), then VACUUM
+    ANALYZE loans, so that what runs next meets the table as a fresh seed leaves it. Returns
+    how many rows were restored."""
+    conn = await asyncpg.connect(dsn(database))
+    try:
+        async with conn.transaction():
+            done = await _restore_active(conn, drop=False)
+        await conn.execute("VACUUM ANALYZE loans")
+        return len(done)
+    finally:
+        await conn.close()
+
+
+async def loans_hash(database: str, max_loan_id: int) -> str:
+    """md5 over every seeded loan's row (text form, in id order): equal before and after a
+    step means the step's changes were all undone."""
+    conn = await asyncpg.connect(dsn(database))
+    try:
+        return await conn.fetchval(
+            "SELECT md5(string_agg(md5(l::text), '' ORDER BY l.id)) FROM loans AS l "
+            "WHERE l.id <= $1",
+            max_loan_id,
+        )
+    finally:
+        await conn.close()
+
+
 class Unrestorable(RuntimeError):
     """Seeded loans were changed that no saved row can give back (see `reset`)."""
 
 
 async def reset(database: str, marker: dict[str, Any]) -> int:
     """Delete what runs added above the seeded ids (fixtures, applied loans, their events,
-    repayments), and give the seeded loans a run changed (repay's) their saved rows back
-    (`save_rows`). Raises Unrestorable (and changes nothing) when a seeded loan was changed
-    (an event of it deleted) that has no saved row."""
+    repayments, close of business's `penalty_charged` events), and give the seeded loans a run
+    changed their saved rows back: the active loans close of business changed (`save_active`;
+    that copy is then dropped), then repay's (`save_rows`). Raises Unrestorable (and changes
+    nothing) when a seeded loan was changed (an event of it deleted) that has no saved row, or
+    a seeded loan still has a cob_date (close of business ran without a saved copy)."""
     conn = await asyncpg.connect(dsn(database))
     try:
         async with conn.transaction():
@@ -1084,11 +1171,24 @@ async def reset(database: str, marker: dict[str, Any]) -> int:
             seeded = sorted(
                 {r["loan_id"] for r in touched if r["loan_id"] <= marker["max_loan_id"]}
             )
-            rest = sorted(set(seeded) - await _restore_saved(conn, seeded))
+            # close of business's changes first, then repay's (both copies are seeded rows)
+            done = await _restore_active(conn, drop=True)
+            restored = len(done)
+            done |= await _restore_saved(conn, seeded)
+            rest = sorted(set(seeded) - done)
             if rest:
                 raise Unrestorable(
                     f"{len(rest)} seeded loans were changed outside the saved ones "
                     f"(e.g. {rest[:5]}): the database must be seeded again"
+                )
+            closed = await conn.fetchval(
+                "SELECT count(*) FROM loans WHERE id <= $1 AND cob_date IS NOT NULL",
+                marker["max_loan_id"],
+            )
+            if closed:
+                raise Unrestorable(
+                    f"{closed} seeded loans have a cob_date (close of business ran on them "
+                    "without a saved copy): the database must be seeded again"
                 )
             await conn.execute("DELETE FROM idempotency_keys")
             await conn.execute("DELETE FROM rate_events")
@@ -1097,9 +1197,9 @@ async def reset(database: str, marker: dict[str, Any]) -> int:
                 "(SELECT 1 FROM loans WHERE customer_id = users.id OR agent_id = users.id)",
                 marker["max_user_id"],
             )
-        if gone:
+        if gone or restored:
             await conn.execute("VACUUM ANALYZE loans, loan_events, repayments")
-        return int(gone)
+        return int(gone) + restored
     finally:
         await conn.close()
 
