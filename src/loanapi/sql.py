@@ -121,6 +121,24 @@ def _cents_sqlite(element: cents, compiler: Any, **kw: Any) -> str:
     return f"CAST(round(({compiler.process(element.clauses, **kw)}) * 100) AS INTEGER)"
 
 
+class cents_sum(FunctionElement[Any]):  # noqa: N801
+    """The sum of a money column in whole cents: NUMERIC's own exact sum on PostgreSQL (one
+    conversion per group, not per row), a sum of per-row cents on SQLite."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(cents_sum, "postgresql")
+def _cents_sum_postgresql(element: cents_sum, compiler: Any, **kw: Any) -> str:
+    return f"CAST(sum({compiler.process(element.clauses, **kw)}) * 100 AS BIGINT)"
+
+
+@compiles(cents_sum, "sqlite")
+def _cents_sum_sqlite(element: cents_sum, compiler: Any, **kw: Any) -> str:
+    return f"sum(CAST(round(({compiler.process(element.clauses, **kw)}) * 100) AS INTEGER))"
+
+
 class money(FunctionElement[Any]):  # noqa: N801
     """Whole cents back as a money value for a Money column (NUMERIC, or SQLite's text)."""
 

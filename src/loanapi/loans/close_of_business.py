@@ -33,6 +33,7 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    any_,
     bindparam,
     case,
     func,
@@ -41,6 +42,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from loanapi.clock import utcnow
@@ -81,7 +83,7 @@ _DUE = and_(
 )
 
 
-def _calculation(ids: Any) -> Select[Any]:
+def _calculation(ids: Callable[[Any], Any]) -> Select[Any]:
     """Every stored field of the loans `ids` as of D, in whole cents, beside their old values.
 
     It reads an alias of the table, so that inside an UPDATE of `loans` it is not correlated to
@@ -112,7 +114,7 @@ def _calculation(ids: Any) -> Select[Any]:
             book.c.fees_recorded,
             book.c.bucket.label("old_bucket"),
         )
-        .where(book.c.id.in_(ids))
+        .where(ids(book.c.id))
         .cte("base")
     )
 
@@ -219,10 +221,12 @@ _SWEEPS = tuple(
 )
 
 
-def _update(calculated: Any) -> Any:
+def _update(calculated: Any, ids: Callable[[Any], Any]) -> Any:
+    # The batch's ids as well as the join: the planner then walks the primary key, whatever the
+    # table's size (joined alone, it may scan the whole table for each batch).
     return (
         update(Loan)
-        .where(Loan.id == calculated.c.id, _DUE)
+        .where(ids(Loan.id), Loan.id == calculated.c.id, _DUE)
         .values(
             penalty_outstanding=calculated.c.penalty_outstanding,
             arrears=calculated.c.arrears,
@@ -239,18 +243,61 @@ def _update(calculated: Any) -> Any:
     )
 
 
-_IDS: Any = bindparam("ids", expanding=True)
-_CALCULATED = _calculation(_IDS).subquery("calculated")
-_CHANGES = select(_CALCULATED).where(
-    or_(
-        _CALCULATED.c.to_record > 0,
-        _CALCULATED.c.old_bucket.is_distinct_from(_CALCULATED.c.bucket),
+def _changed(calculated: Any) -> Any:
+    """Of the calculated loans, those with fees to record or a new bucket."""
+    return or_(
+        calculated.c.to_record > 0, calculated.c.old_bucket.is_distinct_from(calculated.c.bucket)
     )
-)
-_APPLY = _update(_CALCULATED)
-_CLOSE_DAY = update(Loan).where(Loan.id.in_(_IDS), _DUE).values(cob_date=D)
-_INSERT_EVENT = insert(LoanEvent)
-_LOAN_ROWS = select(Loan.__table__).where(Loan.id.in_(_IDS)).order_by(Loan.id)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """A batch's statements. On PostgreSQL the ids are one array parameter (an IN list of 2,000
+    is compiled again for each statement), and the new values are worked out once: the UPDATE
+    is a data-modifying CTE of the SELECT that returns the changes. SQLite takes two."""
+
+    changes: Select[Any]
+    apply: Any | None  # None: `changes` applies them too
+    loan_rows: Select[Any]
+
+
+def _statements(dialect: str) -> _Statements:
+    if dialect == "postgresql":
+        array = bindparam("ids", type_=ARRAY(Integer))
+
+        def ids(column: Any) -> Any:
+            return column == any_(array)
+
+        calculated = _calculation(ids).cte("calculated")
+        applied = _update(calculated, ids).returning(Loan.id).cte("applied")
+        changes = select(calculated).where(
+            calculated.c.id.in_(select(applied.c.id)), _changed(calculated)
+        )
+        rows = select(Loan.__table__).where(ids(Loan.id)).order_by(Loan.id)
+        return _Statements(changes, None, rows)
+
+    listed: Any = bindparam("ids", expanding=True)
+
+    def in_list(column: Any) -> Any:
+        return column.in_(listed)
+
+    subquery = _calculation(in_list).subquery("calculated")
+    changes = select(subquery).where(_changed(subquery))
+    rows = select(Loan.__table__).where(in_list(Loan.id)).order_by(Loan.id)
+    return _Statements(changes, _update(subquery, in_list), rows)
+
+
+_BY_DIALECT = {name: _statements(name) for name in ("postgresql", "sqlite")}
+_EVENTS_PER_INSERT = 1_000  # rows of one multi-row INSERT (9 parameters each)
+
+
+async def _insert_events(session: WriteSession, events: list[dict[str, Any]]) -> None:
+    """Many rows per INSERT: an executemany sends them one by one (the first close of business of
+    a book records fees on every late loan)."""
+    connection = await session.connection()
+    for start in range(0, len(events), _EVENTS_PER_INSERT):
+        chunk = events[start : start + _EVENTS_PER_INSERT]
+        await connection.execute(insert(LoanEvent).values(chunk))
 
 
 @dataclass
@@ -263,17 +310,21 @@ class _Tally:
 async def _set_based_batch(
     session: WriteSession, ids: list[int], day: date, actor_id: int, tally: _Tally
 ) -> None:
-    changes = await fetch(session, _CHANGES, {"ids": ids, "day": day})
+    assert session.bind is not None
+    statements = _BY_DIALECT[session.bind.dialect.name]
+    params = {"ids": ids, "day": day}
+    changes = await fetch(session, statements.changes, params)  # and applies them on PostgreSQL
+    if statements.apply is not None:
+        await (await session.connection()).execute(statements.apply, params)
     fees = [row for row in changes if row["to_record"] > 0]
     tally.buckets += sum(row["old_bucket"] != row["bucket"] for row in changes)
     tally.penalties += sum(row["to_record"] for row in fees)
-    connection = await session.connection()
-    await connection.execute(_APPLY, {"ids": ids, "day": day})
     if fees:
-        loans = await fetch(session, _LOAN_ROWS, {"ids": [row["id"] for row in fees]})
+        changed = {"ids": [row["id"] for row in fees]}
+        loans = await fetch(session, statements.loan_rows, changed)
         before = {row["id"]: row for row in fees}
         events = [_event(LoanRecord.of(loan), before[loan["id"]], actor_id) for loan in loans]
-        await connection.execute(_INSERT_EVENT, events)
+        await _insert_events(session, events)
     tally.loans += len(ids)
 
 
@@ -306,7 +357,9 @@ async def _replayed_batch(
     """Loans changed after D: their fees as of D come from the ledger; their fields are newer
     than D and stay."""
     connection = await session.connection()
-    for row in await fetch(session, _LOAN_ROWS, {"ids": ids}):
+    assert session.bind is not None
+    statements = _BY_DIALECT[session.bind.dialect.name]
+    for row in await fetch(session, statements.loan_rows, {"ids": ids}):
         loan = LoanRecord.of(row)
         repayments = replayable(await repayments_of(session, loan.id))
         book = ledger.replay(terms_of(loan), repayments, day, detail=False)
@@ -323,9 +376,7 @@ async def _replayed_batch(
         if to_record:
             changed = {**row, **values}
             before = {"to_record": to_record, "fees_recorded": loan.fees_recorded or 0}
-            await connection.execute(
-                _INSERT_EVENT, [_event(LoanRecord.of(changed), before, actor_id)]
-            )
+            await _insert_events(session, [_event(LoanRecord.of(changed), before, actor_id)])
             tally.penalties += to_record
         tally.loans += 1
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loanapi.db import fetch
 from loanapi.loans.ledger import Bucket
 from loanapi.loans.models import Loan, LoanStatus, Repayment
-from loanapi.sql import cents
+from loanapi.sql import cents_sum
 
 RATIO = Decimal("0.0001")
 CENT = Decimal("0.01")
@@ -52,8 +52,8 @@ _STOCK = (
     select(
         Loan.bucket,
         func.count().label("loans"),
-        func.sum(cents(Loan.principal_outstanding)).label("principal"),
-        func.sum(cents(Loan.arrears)).label("arrears"),
+        cents_sum(Loan.principal_outstanding).label("principal"),
+        cents_sum(Loan.arrears).label("arrears"),
         func.max(Loan.cob_date).label("as_of"),
     )
     .where(Loan.status == LoanStatus.active)
@@ -61,12 +61,12 @@ _STOCK = (
 )
 _START = bindparam("start", type_=Loan.disbursed_on.type)
 _END = bindparam("end", type_=Loan.disbursed_on.type)
-_DISBURSED = select(
-    func.count().label("count"), func.sum(cents(Loan.principal)).label("amount")
-).where(Loan.disbursed_on >= _START, Loan.disbursed_on < _END)
-_REPAID = select(
-    func.count().label("count"), func.sum(cents(Repayment.amount)).label("amount")
-).where(Repayment.paid_on >= _START, Repayment.paid_on < _END, Repayment.reversed.is_(False))
+_DISBURSED = select(func.count().label("count"), cents_sum(Loan.principal).label("amount")).where(
+    Loan.disbursed_on >= _START, Loan.disbursed_on < _END
+)
+_REPAID = select(func.count().label("count"), cents_sum(Repayment.amount).label("amount")).where(
+    Repayment.paid_on >= _START, Repayment.paid_on < _END, Repayment.reversed.is_(False)
+)
 
 
 def _money(amount_in_cents: Any) -> Decimal:
