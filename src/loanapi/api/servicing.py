@@ -12,7 +12,13 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from loanapi.errors import problem_responses
-from loanapi.loans.schemas import IsoDate, PayoffRead, RepaymentRead, StatementRead
+from loanapi.loans.schemas import (
+    REPAYMENT_EXAMPLE,
+    IsoDate,
+    PayoffRead,
+    RepaymentRead,
+    StatementRead,
+)
 
 LOAN = {
     "id": 42,
@@ -50,21 +56,7 @@ LOAN = {
 }
 
 _REPAYMENTS = [
-    {
-        "id": 1,
-        "loan_id": 42,
-        "amount": "1059.18",
-        "paid_on": "2025-02-15",
-        "reference": "BANK-0001",
-        "principal": "951.68",
-        "interest": "107.50",
-        "penalty": "0.00",
-        "reversed": False,
-        "reversed_at": None,
-        "reason": None,
-        "actor_id": 3,
-        "created_at": "2025-02-15T09:30:00Z",
-    },
+    REPAYMENT_EXAMPLE,
     {
         "id": 2,
         "loan_id": 42,

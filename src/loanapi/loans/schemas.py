@@ -275,28 +275,27 @@ class Reason(InputModel):
     reason: Annotated[str, Field(min_length=1, max_length=500, pattern=PLAIN_TEXT)]
 
 
+# The worked example's first repayment (api/servicing.py shows it in a statement too).
+REPAYMENT_EXAMPLE: dict[str, Any] = {
+    "id": 1,
+    "loan_id": 42,
+    "amount": "1059.18",
+    "paid_on": "2025-02-15",
+    "reference": "BANK-0001",
+    "principal": "951.68",
+    "interest": "107.50",
+    "penalty": "0.00",
+    "reversed": False,
+    "reversed_at": None,
+    "reason": None,
+    "actor_id": 3,
+    "created_at": "2025-02-15T09:30:00Z",
+}
+
+
 class RepaymentRead(BaseModel):
     model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 1,
-                    "loan_id": 42,
-                    "amount": "1059.18",
-                    "paid_on": "2025-02-15",
-                    "reference": "BANK-0001",
-                    "principal": "951.68",
-                    "interest": "107.50",
-                    "penalty": "0.00",
-                    "reversed": False,
-                    "reversed_at": None,
-                    "reason": None,
-                    "actor_id": 7,
-                    "created_at": "2025-02-15T09:30:00Z",
-                }
-            ]
-        },
+        from_attributes=True, json_schema_extra={"examples": [REPAYMENT_EXAMPLE]}
     )
 
     id: int
