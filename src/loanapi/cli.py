@@ -162,14 +162,19 @@ def cob(
     ] = None,
 ) -> None:
     """Close of business: record late fees and store every active loan's lateness for a day."""
-    from loanapi.api.books import closed_day
+    from loanapi.errors import Unprocessable
     from loanapi.jobs import NoAdmin
+    from loanapi.loans.close_of_business import day_to_close
 
     settings = _settings()
     try:
-        closing = closed_day(date.fromisoformat(day) if day else None)
+        closing = day_to_close(date.fromisoformat(day) if day else None)
     except ValueError as exc:
         typer.echo(f"Invalid --date {day}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except Unprocessable as exc:
+        reason = exc.errors[0]["msg"] if exc.errors else exc.detail
+        typer.echo(f"Invalid --date {day}: {reason}", err=True)
         raise typer.Exit(2) from exc
     try:
         asyncio.run(_close_books(settings, closing))

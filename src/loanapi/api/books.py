@@ -13,6 +13,7 @@ from loanapi.api.deps import V1, AdminUser, ReadSessionDep, WriteSessionDep
 from loanapi.api.idempotency import IdempotentRoute
 from loanapi.clock import utcnow
 from loanapi.errors import Unprocessable, problem_responses
+from loanapi.loans import close_of_business
 from loanapi.loans import portfolio as portfolios
 from loanapi.loans.close_of_business import Result
 from loanapi.loans.schemas import InputModel, IsoDate, MoneyOut
@@ -57,16 +58,6 @@ class CloseOfBusinessRead(BaseModel):
     seconds: float
 
 
-def closed_day(requested: dt.date | None) -> dt.date:
-    """The day to close: given, or yesterday; never after today nor before 2000-01-01
-    (ValueError, saying so)."""
-    today = utcnow().date()
-    day = requested or today - dt.timedelta(days=1)
-    if day > today or day < EARLIEST:
-        raise ValueError(f"must be between {EARLIEST} and today ({today}, UTC)")
-    return day
-
-
 @router.post(
     "/close-of-business",
     response_model=CloseOfBusinessRead,
@@ -87,10 +78,7 @@ async def close_day(
     session: WriteSessionDep,
     data: CloseOfBusiness | None = None,
 ) -> Response:
-    try:
-        day = closed_day(data.date if data else None)
-    except ValueError as exc:
-        raise Unprocessable.field(("body", "date"), str(exc), "value_error") from None
+    day = close_of_business.day_to_close(data.date if data else None)
     # On SQLite this request's transaction may hold the one write lock (its Idempotency-Key):
     # the run goes in it. On PostgreSQL it runs in batches of its own, as the worker's does.
     sqlite = request.app.state.settings.is_sqlite

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -46,19 +46,33 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from loanapi.clock import utcnow
 from loanapi.db import WriteSession, fetch
 from loanapi.loans import ledger
 from loanapi.loans.models import TOTAL, EventAction, Loan, LoanEvent, LoanStatus
 from loanapi.loans.records import LoanRecord
-from loanapi.loans.service import json_value
-from loanapi.loans.servicing import SERVICED, repayments_of, replayable, terms_of
+from loanapi.loans.service import event_row
+from loanapi.loans.servicing import (
+    SERVICED,
+    check_day,
+    repayments_of,
+    replayable,
+    terms_of,
+    today,
+)
 from loanapi.sql import add_days, add_months, cents, days_between, greatest, least, money
 from loanapi.sql import month_index as month
 from loanapi.users.models import Role
 
 BATCH = 2_000
 D = bindparam("day", type_=Loan.cob_date.type)
+
+
+def day_to_close(requested: date | None) -> date:
+    """The day a run closes: the one asked for, or yesterday (UTC); like every servicing date,
+    none after today nor before 2000-01-01 (422)."""
+    day = requested or today() - timedelta(days=1)
+    check_day(day, "date")
+    return day
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +214,8 @@ def _batch(*, changed_after: bool, skip_locked: bool) -> Select[Any]:
     changed after D (replayed). On PostgreSQL, `skip_locked` passes over rows another
     transaction holds (another run's batch, or a repayment being posted); otherwise it waits
     for them, and a row another run closed meanwhile no longer matches."""
-    stored = (
-        or_(Loan.serviced_on.is_(None), Loan.serviced_on > D)
-        if changed_after
-        else Loan.serviced_on <= D
-    )
+    # Every disbursed loan has serviced_on (each change sets it; migration 0008 filled the rest).
+    stored = Loan.serviced_on > D if changed_after else Loan.serviced_on <= D
     return (
         select(Loan.id)
         .where(_DUE, stored, Loan.id > bindparam("after", type_=Integer))
@@ -330,7 +341,7 @@ async def _set_based_batch(
 
 
 def _event(loan: LoanRecord, change: Any, actor_id: int) -> dict[str, Any]:
-    """The loan's `penalty_charged` event: the fees it records, the fields that moved."""
+    """The loan's `penalty_charged` event: the fees it records; the loan as it is now."""
     assert loan.late_fee is not None
     recorded = change["to_record"]
     fees = {
@@ -338,18 +349,18 @@ def _event(loan: LoanRecord, change: Any, actor_id: int) -> dict[str, Any]:
         "amount": f"{loan.late_fee * recorded:.2f}",
         "recorded": {"from": change["fees_recorded"], "to": change["fees_recorded"] + recorded},
     }
-    snapshot = {name: json_value(getattr(loan, name)) for name in SERVICED}
-    return {
-        "loan_id": loan.id,
-        "version": loan.version,
-        "action": EventAction.penalty_charged,
-        "actor_id": actor_id,
-        "actor_role": Role.admin,
-        "at": utcnow(),
-        "changes": {"late_fees": {"from": None, "to": fees}},
-        "snapshot": snapshot,
-        "reason": f"close of business {loan.cob_date.isoformat() if loan.cob_date else ''}",
-    }
+    state = {name: getattr(loan, name) for name in SERVICED}
+    return event_row(
+        loan.id,
+        loan.version,
+        EventAction.penalty_charged,
+        (actor_id, Role.admin),
+        state,  # the changed fields are the fees, listed below
+        state,
+        fields=SERVICED,
+        detail={"late_fees": {"from": None, "to": fees}},
+        reason=f"close of business {loan.cob_date.isoformat() if loan.cob_date else ''}",
+    )
 
 
 async def _replayed_batch(
@@ -369,8 +380,6 @@ async def _replayed_batch(
         if to_record:
             values |= {"fees_recorded": (loan.fees_recorded or 0) + to_record}
             values |= {"version": loan.version + 1}
-        if loan.serviced_on is None:  # from before close of business existed: store as of D
-            values |= _stored_as_of(book)
         await connection.execute(
             update(Loan).where(Loan.id == loan.id, Loan.version == loan.version).values(values)
         )
@@ -380,20 +389,6 @@ async def _replayed_batch(
             await _insert_events(session, [_event(LoanRecord.of(changed), before, actor_id)])
             tally.penalties += to_record
         tally.loans += 1
-
-
-def _stored_as_of(book: ledger.Ledger) -> dict[str, Any]:
-    owed = book.delinquency
-    return {
-        "penalty_outstanding": owed.penalty_outstanding,
-        "arrears": owed.arrears,
-        "dpd": owed.dpd,
-        "bucket": owed.bucket,
-        "next_due_on": owed.next_due_on,
-        "next_due_amount": owed.next_due_amount,
-        "fees_charged": len(book.fees),
-        "serviced_on": book.as_of,
-    }
 
 
 async def run(

@@ -22,17 +22,19 @@ from loanapi.clock import utcnow
 from loanapi.db import WriteSession, fetch
 from loanapi.errors import Conflict, NotFound, Unprocessable
 from loanapi.loans import ledger
-from loanapi.loans.models import EventAction, Loan, LoanEvent, LoanStatus, Repayment
+from loanapi.loans.models import EventAction, Loan, LoanStatus, Repayment
 from loanapi.loans.records import LoanRecord, RepaymentRecord
 from loanapi.loans.schemas import Disbursement, RepaymentCreate
 from loanapi.loans.service import (
+    INSERT_EVENT,
     SNAPSHOT,
     ConcurrentChange,
     LoanNotFound,
     StaleVersion,
+    event_row,
     get_loan,
-    json_value,
     read_product,
+    update_loan,
 )
 from loanapi.loans.workflow import Action, permit
 from loanapi.orm import MAX_ID
@@ -103,7 +105,7 @@ def _date_field(name: str, msg: str) -> Unprocessable:
     return Unprocessable.field(("body", name), msg, "value_error")
 
 
-def _check_day(value: date, name: str, *, where: str = "body", not_before: date = EARLIEST) -> None:
+def check_day(value: date, name: str, *, where: str = "body", not_before: date = EARLIEST) -> None:
     """Servicing dates: no later than today, no earlier than 2000-01-01 (or `not_before`)."""
     now = today()
     if value > now:
@@ -168,7 +170,7 @@ async def _serviced_loan(
 def _as_of(on: date | None, loan: LoanRecord) -> date:
     day = on or today()
     assert loan.disbursed_on is not None
-    _check_day(day, "on", where="query", not_before=loan.disbursed_on)
+    check_day(day, "on", where="query", not_before=loan.disbursed_on)
     return day
 
 
@@ -263,20 +265,6 @@ def _permit(loan: LoanRecord, action: Action, actor: Caller, expected: int | Non
     return permit(loan.status, action, role=actor.role, actor_id=actor.id, agent_id=loan.agent_id)
 
 
-@functools.cache
-def _update_loan(columns: tuple[str, ...]) -> Any:
-    """The conditional UPDATE on (id, version) of the columns a change sets, built once per set
-    of columns: a repayment moves a handful of the loan's forty."""
-    return (
-        update(Loan)
-        .where(Loan.id == bindparam("loan_id"), Loan.version == bindparam("old_version"))
-        .values({name: bindparam(f"new_{name}") for name in (*columns, "version", "updated_at")})
-    )
-
-
-_INSERT_EVENT = insert(LoanEvent)
-
-
 @dataclass(frozen=True, slots=True)
 class Step:
     """One version of the loan: its event and the fields it changes."""
@@ -288,35 +276,6 @@ class Step:
 
 def _state(loan: LoanRecord) -> dict[str, Any]:
     return {name: getattr(loan, name) for name in _STORED}
-
-
-def _event(
-    loan_id: int,
-    version: int,
-    step: Step,
-    actor: Caller,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    reason: str | None,
-) -> dict[str, Any]:
-    changes = {
-        name: {"from": json_value(before[name]), "to": json_value(after[name])}
-        for name in SERVICED
-        if before[name] != after[name]
-    }
-    if step.detail is not None:
-        changes.update(step.detail)
-    return {
-        "loan_id": loan_id,
-        "version": version,
-        "action": step.action,
-        "actor_id": actor.id,
-        "actor_role": actor.role,
-        "at": utcnow(),
-        "changes": changes,
-        "snapshot": {name: json_value(after[name]) for name in SERVICED},
-        "reason": reason,
-    }
 
 
 async def _save(
@@ -332,18 +291,26 @@ async def _save(
     events = []
     for number, step in enumerate(steps, start=loan.version + 1):
         after = {**state, **step.values}
-        events.append(_event(loan.id, number, step, actor, state, after, reason))
+        events.append(
+            event_row(
+                loan.id,
+                number,
+                step.action,
+                (actor.id, actor.role),
+                state,
+                after,
+                fields=SERVICED,
+                detail=step.detail,
+                reason=reason,
+            )
+        )
         state = after
-    columns = tuple(name for name in _STORED if state[name] != original[name])
-    values = {name: state[name] for name in columns}
-    values |= {"version": loan.version + len(steps), "updated_at": utcnow()}
-    params = {f"new_{name}": value for name, value in values.items()}
-    params |= {"loan_id": loan.id, "old_version": loan.version}
-    connection = await session.connection()
-    if (await connection.execute(_update_loan(columns), params)).rowcount != 1:
+    changed = {name: state[name] for name in _STORED if state[name] != original[name]}
+    saved = await update_loan(session, loan, changed, versions=len(steps))
+    if saved is None:
         raise ConcurrentChange
-    await connection.execute(_INSERT_EVENT, events)
-    return replace(loan, **values)
+    await (await session.connection()).execute(INSERT_EVENT, events)
+    return saved
 
 
 async def disburse(
@@ -357,7 +324,7 @@ async def disburse(
     loan = await _locked(session, loan_id)
     _permit(loan, Action.disburse, actor, expected_version)
     disbursed_on = data.disbursed_on or today()
-    _check_day(disbursed_on, "disbursed_on")
+    check_day(disbursed_on, "disbursed_on")
     first_due_on = data.first_due_on
     if first_due_on is not None:
         latest = ledger.add_months(disbursed_on, 2)
@@ -500,7 +467,7 @@ async def repay(
     _permit(loan, Action.repay, actor, expected_version)
     terms = terms_of(loan)
     paid_on = data.paid_on or today()
-    _check_day(paid_on, "paid_on", not_before=terms.disbursed_on)
+    check_day(paid_on, "paid_on", not_before=terms.disbursed_on)
     new = ledger.Repayment(_UNSTORED, paid_on, data.amount)
     try:
         records, book = await _posted(session, loan, terms, new)
