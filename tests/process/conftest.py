@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,3 +370,44 @@ def assert_no_holes(events: list[dict[str, Any]], loan: dict[str, Any]) -> None:
     assert versions == list(range(1, len(events) + 1)), f"version holes: {versions}"
     assert loan["version"] == len(events), (loan["version"], versions)
     assert events[0]["action"] == "created", events[0]
+
+
+# --- two servers on one database ------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """Two `loanapi serve` processes on one database, a client for each, and three callers
+    (the customer registered on the second, the agent approved on the first)."""
+
+    servers: tuple[Server, Server]
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+    admin: Caller
+    customer: Caller
+    agent: Caller
+
+    def client(self, i: int) -> httpx.AsyncClient:
+        """Racer i's server: even ones on the first, odd ones on the second."""
+        return self.clients[i % 2]
+
+
+@pytest.fixture(scope="module")
+def two_servers(start_server: ServerFactory) -> tuple[Server, Server]:
+    # One after the other: the first migrates (a no-op after `db upgrade`) and creates the admin.
+    first = start_server("serve-a", migrate=True)
+    second = start_server("serve-b", migrate=False)
+    return first, second
+
+
+@pytest.fixture
+async def cluster(two_servers: tuple[Server, Server]) -> AsyncIterator[Cluster]:
+    a, b = two_servers
+    async with client_for(a.base_url) as client_a, client_for(b.base_url) as client_b:
+        admin = await login(client_a, ADMIN["username"], ADMIN["password"])
+        suffix = uuid.uuid4().hex[:8]
+        customer = await new_customer(client_b, f"racer_c_{suffix}")
+        agent = await new_agent(client_a, admin, f"racer_a_{suffix}")
+        # A token issued by one server works on the other: the signing key is shared.
+        me = await client_b.get(f"{API}/auth/me", headers=agent.headers)
+        assert me.status_code == 200, me.text
+        yield Cluster((a, b), (client_a, client_b), admin, customer, agent)

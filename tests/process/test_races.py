@@ -8,26 +8,19 @@ never a second event, never a hole in the versions.
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.process.conftest import (
-    ADMIN,
     API,
     Caller,
-    Server,
-    ServerFactory,
+    Cluster,
     apply_loan,
     assert_no_holes,
-    client_for,
     history,
-    login,
-    new_agent,
-    new_customer,
     report,
 )
 
@@ -36,37 +29,6 @@ pytestmark = pytest.mark.process
 ROUNDS = 3
 RACERS = 32  # split evenly across the two servers, all in flight together
 TEST_TIMEOUT = 60
-
-
-@dataclass
-class Cluster:
-    servers: tuple[Server, Server]
-    clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
-    admin: Caller
-    customer: Caller
-    agent: Caller
-
-
-@pytest.fixture(scope="module")
-def two_servers(start_server: ServerFactory) -> tuple[Server, Server]:
-    # One after the other: the first migrates (a no-op after `db upgrade`) and creates the admin.
-    first = start_server("serve-a", migrate=True)
-    second = start_server("serve-b", migrate=False)
-    return first, second
-
-
-@pytest.fixture
-async def cluster(two_servers: tuple[Server, Server]) -> AsyncIterator[Cluster]:
-    a, b = two_servers
-    async with client_for(a.base_url) as client_a, client_for(b.base_url) as client_b:
-        admin = await login(client_a, ADMIN["username"], ADMIN["password"])
-        suffix = uuid.uuid4().hex[:8]
-        customer = await new_customer(client_b, f"racer_c_{suffix}")
-        agent = await new_agent(client_a, admin, f"racer_a_{suffix}")
-        # A token issued by one server works on the other: the signing key is shared.
-        me = await client_b.get(f"{API}/auth/me", headers=agent.headers)
-        assert me.status_code == 200, me.text
-        yield Cluster((a, b), (client_a, client_b), admin, customer, agent)
 
 
 Racer = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]

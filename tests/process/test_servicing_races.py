@@ -14,10 +14,8 @@ racers then pay R each: exactly one closes the loan, the fifteen others find it 
 """
 
 import asyncio
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -26,18 +24,12 @@ import httpx
 import pytest
 
 from tests.process.conftest import (
-    ADMIN,
     API,
     Caller,
-    Server,
-    ServerFactory,
+    Cluster,
     apply_loan,
     assert_no_holes,
-    client_for,
     history,
-    login,
-    new_agent,
-    new_customer,
     report,
 )
 
@@ -48,40 +40,9 @@ TEST_TIMEOUT = 30
 CENT = Decimal("0.01")
 
 
-@dataclass
-class Cluster:
-    servers: tuple[Server, Server]
-    clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
-    admin: Caller
-    customer: Caller
-    agent: Caller
-
-    def client(self, i: int) -> httpx.AsyncClient:
-        """Racer i's server: even ones on the first, odd ones on the second."""
-        return self.clients[i % 2]
-
-    def repayer(self, i: int) -> tuple[str, Caller]:
-        """Racer i's role: agents and admins both post repayments, on both servers."""
-        return ("agent", self.agent) if (i // 2) % 2 == 0 else ("admin", self.admin)
-
-
-@pytest.fixture(scope="module")
-def two_servers(start_server: ServerFactory) -> tuple[Server, Server]:
-    # One after the other: the first migrates (a no-op after `db upgrade`) and creates the admin.
-    first = start_server("serve-a", migrate=True)
-    second = start_server("serve-b", migrate=False)
-    return first, second
-
-
-@pytest.fixture
-async def cluster(two_servers: tuple[Server, Server]) -> AsyncIterator[Cluster]:
-    a, b = two_servers
-    async with client_for(a.base_url) as client_a, client_for(b.base_url) as client_b:
-        admin = await login(client_a, ADMIN["username"], ADMIN["password"])
-        suffix = uuid.uuid4().hex[:8]
-        customer = await new_customer(client_b, f"payer_c_{suffix}")
-        agent = await new_agent(client_a, admin, f"payer_a_{suffix}")
-        yield Cluster((a, b), (client_a, client_b), admin, customer, agent)
+def repayer(cluster: Cluster, i: int) -> tuple[str, Caller]:
+    """Racer i's role: agents and admins both post repayments, on both servers."""
+    return ("agent", cluster.agent) if (i // 2) % 2 == 0 else ("admin", cluster.admin)
 
 
 def money(value: Any) -> Decimal:
@@ -185,7 +146,7 @@ async def test_concurrent_repayments_across_servers_never_overpay(cluster: Clust
 
         def repay(amount: Decimal, tag: str) -> Racer:
             async def racer(c: httpx.AsyncClient, i: int) -> httpx.Response:
-                role, caller = cluster.repayer(i)
+                role, caller = repayer(cluster, i)
                 return await c.post(
                     f"{API}/{role}/loans/{loan_id}/repayments",
                     json={"amount": f"{amount:.2f}", "reference": f"{tag}-{i}"},
@@ -227,7 +188,7 @@ async def test_concurrent_repayments_across_servers_never_overpay(cluster: Clust
             assert money(body["amount"]) == (big if tag == "big" else rest)
             parts = money(body["principal"]) + money(body["interest"]) + money(body["penalty"])
             assert parts == money(body["amount"]), body
-            assert body["actor_id"] == cluster.repayer(i)[1].id
+            assert body["actor_id"] == repayer(cluster, i)[1].id
         accepted_ids = sorted(body["id"] for body in accepted.values())
 
         # None lost, none duplicated: the stored repayments are exactly the 201s.
@@ -285,7 +246,7 @@ async def test_write_off_racing_repayments_keeps_what_was_paid_before_it(
                     json={"reason": "Customer unreachable"},
                     headers=cluster.admin.headers,
                 )
-            role, caller = cluster.repayer(i)
+            role, caller = repayer(cluster, i)
             return await c.post(
                 f"{API}/{role}/loans/{loan_id}/repayments",
                 json={"amount": "100.00", "reference": f"wo-race-{i}"},
