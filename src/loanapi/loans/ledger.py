@@ -40,7 +40,7 @@ from decimal import Context, Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from loanapi.loans.pricing import schedule, to_cents
+from loanapi.loans.pricing import months, to_cents
 
 ZERO = Decimal("0.00")
 MAX_GRACE_DAYS = 30
@@ -74,10 +74,11 @@ def add_months(anchor: date, months: int) -> date:
     Always counted from the anchor, never step by step, so a loan disbursed on the 31st is due on
     every month end (Jan 31 -> Feb 28 -> Mar 31) instead of drifting to the 28th.
     """
-    index = anchor.year * 12 + anchor.month - 1 + months
-    year, month = divmod(index, 12)
-    last_day = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(anchor.day, last_day))
+    year, month = divmod(anchor.year * 12 + anchor.month - 1 + months, 12)
+    day = anchor.day
+    if day > 28:  # every month has the 28th: only a later day needs the month's length
+        day = min(day, calendar.monthrange(year, month + 1)[1])
+    return date(year, month + 1, day)
 
 
 def bucket_of(dpd: int) -> Bucket:
@@ -136,8 +137,7 @@ class LoanTerms:
         return add_months(self.first_due_on, installment - 1)
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduledInstallment:
+class ScheduledInstallment(NamedTuple):
     """Installment k as scheduled: its period (start_on, due_on] and what it asks for.
 
     The amounts are row k of pricing's schedule; the dates never change them.
@@ -153,16 +153,12 @@ class ScheduledInstallment:
 @functools.lru_cache(maxsize=4096)
 def installments(terms: LoanTerms) -> tuple[ScheduledInstallment, ...]:
     """The loan's installments: pricing's rows (same emi, last row absorbs the rest) with dates."""
-    rows = schedule(terms.principal, terms.annual_rate, terms.tenure_months).rows
-    result = []
-    start = terms.disbursed_on
-    for row in rows:
-        due = terms.due_on(row.installment)
-        result.append(
-            ScheduledInstallment(row.installment, start, due, row.principal, row.interest)
-        )
-        start = due
-    return tuple(result)
+    rows = months(terms.principal, terms.annual_rate, terms.tenure_months)
+    starts = (terms.disbursed_on, *(terms.due_on(k) for k, *_ in rows))
+    return tuple(
+        ScheduledInstallment(k, starts[k - 1], starts[k], principal, interest)
+        for k, _payment, principal, interest, _balance in rows
+    )
 
 
 def late_fee_on(terms: LoanTerms, due_on: date) -> date:

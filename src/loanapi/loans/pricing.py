@@ -129,10 +129,25 @@ def _totals(principal: Decimal, payments: Iterable[Decimal]) -> tuple[Decimal, D
 def schedule(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Schedule:
     """Full plan, so callers can show borrowers exactly where each payment goes."""
     instalment = emi(principal, annual_rate, tenure_months)
-    with localcontext(_EXACT):
-        months = _amortise(principal, annual_rate, instalment, tenure_months)
-        rows = tuple(Installment(*month) for month in months)
+    rows = tuple(
+        Installment(*month) for month in _months(principal, annual_rate, instalment, tenure_months)
+    )
     return Schedule(instalment, *_totals(principal, (row.payment for row in rows)), rows)
+
+
+def months(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> tuple[Month, ...]:
+    """The schedule's rows as plain tuples, Installment's fields in order: for callers that
+    build rows of their own from them (the ledger's plan), without an Installment each."""
+    return _months(
+        principal, annual_rate, emi(principal, annual_rate, tenure_months), tenure_months
+    )
+
+
+def _months(
+    principal: Decimal, annual_rate: Decimal, instalment: Decimal, tenure_months: int
+) -> tuple[Month, ...]:
+    with localcontext(_EXACT):
+        return tuple(_amortise(principal, annual_rate, instalment, tenure_months))
 
 
 def price(principal: Decimal, annual_rate: Decimal, tenure_months: int) -> Terms:
