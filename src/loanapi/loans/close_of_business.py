@@ -37,7 +37,6 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    insert,
     or_,
     select,
     text,
@@ -48,9 +47,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from loanapi.db import WriteSession, fetch
 from loanapi.loans import ledger
-from loanapi.loans.models import TOTAL, EventAction, Loan, LoanEvent, LoanStatus
+from loanapi.loans.models import TOTAL, EventAction, Loan, LoanStatus
 from loanapi.loans.records import LoanRecord
-from loanapi.loans.service import event_row
+from loanapi.loans.service import INSERT_EVENT, event_row
 from loanapi.loans.servicing import (
     SERVICED,
     check_day,
@@ -148,6 +147,9 @@ def _calculation(ids: Callable[[Any], Any]) -> Select[Any]:
         due_before(add_days(D, -base.c.grace_days)).label("fees_d"),
         due_before(add_days(base.c.serviced_on, -base.c.grace_days)).label("fees_s"),
     ).cte("step")
+    # Each level computed once: inlined, every mention of `c` or `due_d` below would repeat
+    # their date arithmetic (a batch's calculation 3x slower on PostgreSQL).
+    step = step.prefix_with("MATERIALIZED", dialect="postgresql")
 
     def scheduled(k: Any) -> Any:
         """What installments 1..k ask for in all (emi each; the last one takes the rest)."""
@@ -179,6 +181,7 @@ def _calculation(ids: Callable[[Any], Any]) -> Select[Any]:
         ).label("next_part"),
         greatest(0, scheduled(step.c.due_d) - step.c.paid).label("unpaid_due"),
     ).cte("result")
+    result = result.prefix_with("MATERIALIZED", dialect="postgresql")
     penalty = result.c.penalty + result.c.new_fees * result.c.fee
     arrears = result.c.unpaid_due + penalty
     dpd = result.c.dpd
@@ -300,16 +303,13 @@ def _statements(dialect: str) -> _Statements:
 
 
 _BY_DIALECT = {name: _statements(name) for name in ("postgresql", "sqlite")}
-_EVENTS_PER_INSERT = 1_000  # rows of one multi-row INSERT (9 parameters each)
 
 
 async def _insert_events(session: WriteSession, events: list[dict[str, Any]]) -> None:
-    """Many rows per INSERT: an executemany sends them one by one (the first close of business of
-    a book records fees on every late loan)."""
-    connection = await session.connection()
-    for start in range(0, len(events), _EVENTS_PER_INSERT):
-        chunk = events[start : start + _EVENTS_PER_INSERT]
-        await connection.execute(insert(LoanEvent).values(chunk))
+    """One executemany of the services' own INSERT (asyncpg pipelines the rows): a multi-row
+    INSERT with 9,000 parameters was compiled afresh for every 1,000 events, 3.5x slower (the
+    first close of business of a book records fees on every late loan)."""
+    await (await session.connection()).execute(INSERT_EVENT, events)
 
 
 @dataclass
