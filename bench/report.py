@@ -52,6 +52,12 @@ TARGETS = {
         "close of business seconds per loan, the bigger database / the smaller",
     ),
     "cob_get_p99_ms": ("<", 100, "get-one p99 at c16 while close of business runs (ms)"),
+    "events_write_ratio": (
+        ">=",
+        0.9,
+        "apply and approve req/s with two webhook endpoints / without, c16 (the lower)",
+    ),
+    "delivery_lag_p99_ms": ("<", 2000, "webhook delivery lag p99 at apply's rate, c16 (ms)"),
 }
 ORDER = [
     "admin_list",
@@ -140,6 +146,21 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         ),
         "portfolio_p50_ms": _p50_c1(results, "portfolio"),
         **cob_ratios(results.get("cob") or {}),
+        **event_ratios(results.get("events") or {}),
+    }
+
+
+def event_ratios(events: dict[str, Any]) -> dict[str, Any]:
+    """Events: each write's req/s with two active endpoints over the same without (measured
+    one after the other), the lower of apply's and approve's; the delivery lag's p99."""
+    pairs = [
+        (events.get("with", {}).get(name), events.get("without", {}).get(name))
+        for name in ("apply", "approve")
+    ]
+    shares = [w["rps"] / o["rps"] for w, o in pairs if w and o and o["rps"]]
+    return {
+        "events_write_ratio": round(min(shares), 2) if len(shares) == 2 else None,
+        "delivery_lag_p99_ms": (events.get("lag") or {}).get("p99_ms"),
     }
 
 
@@ -427,7 +448,9 @@ def summary_line(results: dict[str, Any]) -> str:
         f"cob_rerun_ratio={num(r.get('cob_rerun_ratio'), 3)} "
         f"cob_scale_ratio={num(r.get('cob_scale_ratio'), 2)} "
         f"cob_get_p99_ms={num(r.get('cob_get_p99_ms'), 1)} "
-        f"cob_peak_rss_mb={num(r.get('cob_peak_rss_mb'), 0)}"
+        f"cob_peak_rss_mb={num(r.get('cob_peak_rss_mb'), 0)} "
+        f"events_write_ratio={num(r.get('events_write_ratio'), 2)} "
+        f"delivery_lag_p99_ms={num(r.get('delivery_lag_p99_ms'), 0)}"
     )
 
 

@@ -15,6 +15,7 @@ import asyncio
 import bisect
 import itertools
 import json
+import math
 import os
 import pickle
 import platform
@@ -698,6 +699,86 @@ def http_json(
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")[:300]
+
+
+def post_json(port: int, path: str, token: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())
+
+
+DRAIN_TIMEOUT = 120.0
+
+
+async def max_integration_event(database: str) -> int:
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM events"))
+    finally:
+        await conn.close()
+
+
+async def wait_delivered(database: str, timeout: float) -> float:
+    """Seconds until no delivery is pending (the worker caught up), at most `timeout`."""
+    began = time.monotonic()
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        while time.monotonic() - began < timeout:
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
+            )
+            if not pending:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    return round(time.monotonic() - began, 1)
+
+
+async def occurred_at(database: str, first_id: int) -> dict[str, float]:
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        rows = await conn.fetch("SELECT id, occurred_at FROM events WHERE id >= $1", first_id)
+    finally:
+        await conn.close()
+    return {f"evt_{r['id']}": r["occurred_at"].timestamp() for r in rows}
+
+
+async def forget_webhooks(database: str) -> None:
+    """The bench's endpoints and deliveries go; the events stay until the reset."""
+    conn = await asyncpg.connect(seed.dsn(database))
+    try:
+        await conn.execute("DELETE FROM webhook_deliveries; DELETE FROM webhook_endpoints")
+    finally:
+        await conn.close()
+
+
+def delivery_lags(arrivals: list[dict[str, Any]], occurred: dict[str, float]) -> dict[str, Any]:
+    """Per (event, endpoint), the first arrival after the event's occurred_at, in ms."""
+    first: dict[tuple[str, str], float] = {}
+    for a in arrivals:
+        if a["id"] in occurred:
+            key = (a["id"], a["path"])
+            first[key] = min(first.get(key, math.inf), a["at"])
+    lags = sorted((at - occurred[key[0]]) * 1000 for key, at in first.items())
+    expected = 2 * len(occurred)
+
+    def pct(q: float) -> float | None:
+        return round(lags[min(len(lags) - 1, int(q * len(lags)))], 1) if lags else None
+
+    return {
+        "deliveries": len(lags),
+        "expected": expected,
+        "missing": expected - len(lags),
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99) if len(lags) == expected else math.inf,
+        "max_ms": round(lags[-1], 1) if lags else None,
+    }
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:
@@ -1457,6 +1538,8 @@ class Bench:
                 mode="consume",
                 prepare=self.prepare_approve,
             )
+            if self.wanted("events"):
+                self.results["events"] = self.events(lp, apply_reqs)
             if args.profile:  # writes too (the reset below removes what they add)
                 self.profiles([("apply", api, apply_reqs), ("repay", api, repay_reqs)], stamp)
             floor.stop()
@@ -1499,6 +1582,68 @@ class Bench:
         self.results["meta"]["wall_seconds"] = round(time.monotonic() - began, 1)
         self.results["ratios"] = report.ratios(self.results)
         return self.results
+
+    def events(self, port: int, apply_reqs: list[Req]) -> dict[str, Any]:
+        """Events must not slow the API (issue 15): `apply` and `approve` at c16 without webhook
+        endpoints, then with two active ones (every event to both), while a `loanapi worker`
+        delivers them to a receiver on this machine (bench/receiver.py); then each delivery's
+        lag, from the event's `occurred_at` to its arrival at the receiver."""
+        c, duration = 16, self.duration
+        TMP.mkdir(parents=True, exist_ok=True)
+        arrivals_path = TMP / "receiver-arrivals.jsonl"
+        receiver_port = free_port()
+        receiver = subprocess.Popen(
+            [sys.executable, str(BENCH / "receiver.py"), str(receiver_port), str(arrivals_path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        assert receiver.stdout is not None
+        receiver.stdout.readline()  # "ready"
+        env = {
+            **os.environ,
+            "LOANAPI_DATABASE_URL": seed.sqlalchemy_url(self.db),
+            "LOANAPI_SECRET_KEY": SECRET,
+            "LOANAPI_LOG_LEVEL": "WARNING",
+            "LOANAPI_WEBHOOK_ALLOW_HTTP": "true",
+            "LOANAPI_WEBHOOK_ALLOW_PRIVATE": "true",
+        }
+        worker = Server("worker", [seed.loanapi_bin(), "worker"], env, 0)
+        admin = self.tokens[1]
+        result: dict[str, Any] = {"concurrency": c}
+        try:
+            log("events: apply and approve at c16 without webhook endpoints")
+            result["without"] = {
+                "apply": self.measure(port, apply_reqs, c, duration),
+                "approve": self.measure(port, [], c, duration, prepare=self.prepare_approve),
+            }
+            endpoints = [
+                post_json(port, "/api/v1/admin/webhooks", admin, {"url": url, "event_types": ["*"]})
+                for url in (f"http://{HOST}:{receiver_port}/{n}" for n in ("a", "b"))
+            ]
+            first_event = asyncio.run(max_integration_event(self.db)) + 1
+            log("events: the same with two active endpoints (a worker delivering)")
+            result["with"] = {
+                "apply": self.measure(port, apply_reqs, c, duration),
+                "approve": self.measure(port, [], c, duration, prepare=self.prepare_approve),
+            }
+            result["drained_s"] = asyncio.run(wait_delivered(self.db, DRAIN_TIMEOUT))
+            result["endpoints"] = [e["id"] for e in endpoints]
+        finally:
+            worker.stop()
+            receiver.send_signal(signal.SIGTERM)
+            receiver.wait(15)
+            asyncio.run(forget_webhooks(self.db))
+        arrivals = [json.loads(line) for line in arrivals_path.read_text().splitlines()]
+        occurred = asyncio.run(occurred_at(self.db, first_event))
+        result["lag"] = delivery_lags(arrivals, occurred)
+        log(
+            f"events: {result['lag']['deliveries']} deliveries of {len(occurred)} events, lag p50 "
+            f"{result['lag']['p50_ms']} ms, p99 {result['lag']['p99_ms']} ms; drained "
+            f"{result['drained_s']} s after the last request"
+        )
+        return result
 
     def profiles(self, items: list[tuple[str, Server, list[Req]]], stamp: str) -> None:
         """py-spy on the workers during each (name, server, requests) at c16, for those `--only`

@@ -1191,6 +1191,16 @@ async def reset(database: str, marker: dict[str, Any]) -> int:
                     "without a saved copy): the database must be seeded again"
                 )
             await conn.execute("DELETE FROM idempotency_keys")
+            # Integration events and webhooks (migration 0010): the seed writes none.
+            if await conn.fetchval("SELECT to_regclass('events') IS NOT NULL"):
+                gone += await conn.fetchval(
+                    "WITH d AS (DELETE FROM webhook_deliveries RETURNING 1), "
+                    "w AS (DELETE FROM webhook_endpoints RETURNING 1) "
+                    "SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM w)"
+                )
+                gone += await conn.fetchval(
+                    "WITH e AS (DELETE FROM events RETURNING 1) SELECT count(*) FROM e"
+                )
             await conn.execute("DELETE FROM rate_events")
             await conn.execute(
                 "DELETE FROM users WHERE id > $1 AND NOT EXISTS "

@@ -38,6 +38,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "loanapi.loans.portfolio",
             "loanapi.loans.workflow",
             "loanapi.users.service",
+            # the outbox (written by every service that changes something), the feed, the
+            # endpoints and their deliveries
+            "loanapi.webhooks.outbox",
+            "loanapi.webhooks.feed",
+            "loanapi.webhooks.service",
+            "loanapi.webhooks.delivery",
+            "loanapi.webhooks.urls",
             "loanapi.idempotency",
             "loanapi.throttle",
             "loanapi.security",
@@ -45,7 +52,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "records and models",
-        ("loanapi.loans.records", "loanapi.users.records", "loanapi.loans", "loanapi.users"),
+        (
+            "loanapi.loans.records",
+            "loanapi.users.records",
+            "loanapi.loans",
+            "loanapi.users",
+            "loanapi.webhooks",
+        ),
     ),
     ("db", ("loanapi.db",)),
     (

@@ -14,14 +14,14 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import IntegrityError
 
 from loanapi import __version__, jobs, openapi
-from loanapi.api import admin, agent, auth, books, customer, health, legacy, products
+from loanapi.api import admin, agent, auth, books, customer, health, legacy, products, webhooks
 from loanapi.api.idempotency import replay_response
 from loanapi.config import Settings, get_settings
 from loanapi.db import create_engine, create_sessions
 from loanapi.errors import install_error_handlers
 from loanapi.idempotency import Replay
 from loanapi.middleware import NormalizedPaths, RequestContextMiddleware
-from loanapi.observability import LoansByStatus, metrics
+from loanapi.observability import Deliveries, LoansByStatus, metrics
 from loanapi.security import Hasher, token_codec
 from loanapi.users import service as users
 
@@ -33,6 +33,11 @@ TAGS = [
     {"name": "agent", "description": "Approved agents working applications for customers."},
     {"name": "admin", "description": "Admins: accounts, agent applications, loan decisions."},
     {"name": "products", "description": "Loan products and their current rates."},
+    {
+        "name": "events and webhooks",
+        "description": "Admins: the feed of integration events, and endpoints that receive them "
+        "as signed webhooks (Standard Webhooks).",
+    },
     {"name": "service", "description": "Health and readiness probes."},
     {
         "name": "legacy",
@@ -68,7 +73,7 @@ async def bootstrap_admin(app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await bootstrap_admin(app)
-    scheduler = _scheduled_jobs(app)
+    background = _in_process_jobs(app)
     # Everything loaded so far (modules, models, schemas, the routes) lives as long as the
     # process: out of the collector's sight, full collections stay short (p99 latency).
     gc.freeze()
@@ -77,17 +82,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # reached the older generations often (make bench: repay_vs_apply 0.62-0.70 -> 0.75-0.84).
     gc.set_threshold(20_000, 50, 50)
     yield
-    if scheduler is not None:
-        scheduler.cancel()
+    for task in background:
+        task.cancel()
     await close_databases(app)
 
 
-def _scheduled_jobs(app: FastAPI) -> "asyncio.Task[None] | None":
-    """On SQLite there is no worker: the server runs the daily jobs itself (loanapi.jobs)."""
+def _in_process_jobs(app: FastAPI) -> "list[asyncio.Task[None]]":
+    """On SQLite there is no worker: the server runs the daily jobs and delivers webhooks
+    itself (loanapi.jobs)."""
     settings: Settings = app.state.settings
     if not (settings.is_sqlite and settings.jobs_in_process):
-        return None
-    return asyncio.create_task(jobs.run_in_process(app.state.sessions, settings))
+        return []
+    sessions = app.state.sessions
+    return [
+        asyncio.create_task(jobs.run_in_process(sessions, settings)),
+        asyncio.create_task(jobs.deliverer(sessions, settings).run()),
+    ]
 
 
 async def close_databases(app: FastAPI) -> None:
@@ -139,10 +149,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app, legacy.BODY_MODELS)
     app.add_exception_handler(Replay, replay_response)
     # Matched in this order, one route after another: the loan routers first (most traffic).
-    for module in (customer, agent, admin, books, auth, products, health):
+    for module in (customer, agent, admin, books, webhooks, auth, products, health):
         add_routes(app, module.router)
     if settings.metrics:
         app.state.loans_by_status = LoansByStatus(app.state.sessions.readers)
+        app.state.deliveries = Deliveries(app.state.sessions.readers)
         app.add_api_route(
             "/metrics",
             metrics,

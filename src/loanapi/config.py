@@ -49,8 +49,15 @@ class Settings(BaseSettings):
     # A full cron expression instead of cob_time (minute hour day month weekday, or with seconds
     # first as a sixth field): for operators with other needs, and for tests.
     cob_cron: str | None = None
-    # On SQLite, `loanapi serve` runs the scheduled jobs itself (there is no worker).
+    # On SQLite, `loanapi serve` runs the scheduled jobs and webhook deliveries itself (there is
+    # no worker).
     jobs_in_process: bool = True
+    # Webhook URLs: https only, public addresses only (EVENTS.md); both relaxations are for local
+    # development and tests. Cloud metadata addresses are refused whatever these say.
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
+    # How long a worker holds a delivery it claimed; one killed mid-attempt frees it after this.
+    webhook_lease_seconds: int = Field(default=60, ge=11, le=3600)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,11 +1,13 @@
-"""Scheduled jobs: close of business every day, wherever loanapi runs.
+"""Scheduled jobs (close of business every day) and webhook deliveries, wherever loanapi runs.
 
-On PostgreSQL, `loanapi worker` runs them on Procrastinate, a job queue kept in the same database:
-every worker defers the day's periodic job, the database lets one deferral per scheduled time
-through, and one worker takes the job (FOR UPDATE SKIP LOCKED), so any number of workers on any
-number of machines run it once. On the embedded SQLite default there is no worker: `loanapi
-serve` runs the same job in-process at the same times. Both call `close_books`, as do the CLI and
-POST /admin/close-of-business, so every way of closing a day gives the same result.
+On PostgreSQL, `loanapi worker` runs the jobs on Procrastinate, a job queue kept in the same
+database: every worker defers the day's periodic job, the database lets one deferral per
+scheduled time through, and one worker takes the job (FOR UPDATE SKIP LOCKED), so any number of
+workers on any number of machines run it once. Beside it, each worker claims and sends webhook
+deliveries (loanapi.webhooks.delivery: the deliveries table is their queue, claimed the same
+way). On the embedded SQLite default there is no worker: `loanapi serve` runs the same job
+in-process at the same times, and delivers webhooks too. Every way of closing a day calls
+`close_books` (the CLI, POST /admin/close-of-business), so all give the same result.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ from loanapi.config import Settings
 from loanapi.db import Sessions, WriteSession, create_engine, create_sessions, fetch
 from loanapi.loans import close_of_business
 from loanapi.users.models import Role, User, UserStatus
+from loanapi.webhooks.delivery import Deliverer
 
 log = logging.getLogger("loanapi.jobs")
 
@@ -105,6 +108,11 @@ async def run_in_process(sessions: Sessions, settings: Settings) -> None:
             log.exception("close of business failed")
 
 
+def deliverer(sessions: Sessions, settings: Settings) -> Deliverer:
+    """Webhook deliveries (loanapi.webhooks.delivery), as the worker and `serve` run them."""
+    return Deliverer(sessions, settings, lease=timedelta(seconds=settings.webhook_lease_seconds))
+
+
 # --- the worker, on PostgreSQL -----------------------------------------------------------------
 
 
@@ -152,17 +160,20 @@ def queue(settings: Settings, sessions: Sessions) -> procrastinate.App:
 
 
 async def work(settings: Settings, *, concurrency: int = 1) -> None:
-    """`loanapi worker`: run the queue's jobs until stopped (SIGINT/SIGTERM finish the current
-    job first)."""
+    """`loanapi worker`: run the queue's jobs and deliver webhooks until stopped (SIGINT/SIGTERM
+    finish the current job first; a delivery cut short is attempted again by whichever worker
+    claims it when its lease runs out)."""
     engine = create_engine(settings)
     sessions = create_sessions(engine, settings)
     jobs = queue(settings, sessions)
+    deliveries = asyncio.create_task(deliverer(sessions, settings).run())
     try:
         async with jobs.open_async():
             await jobs.run_worker_async(
                 queues=["scheduled"], concurrency=concurrency, install_signal_handlers=True
             )
     finally:
+        deliveries.cancel()
         if sessions.read_pool is not None:
             await sessions.read_pool.close()
         await engine.dispose()

@@ -6,3 +6,4 @@ def load_all() -> None:
     import loanapi.loans.models  # noqa: F401
     import loanapi.throttle  # noqa: F401
     import loanapi.users.models  # noqa: F401
+    import loanapi.webhooks.models  # noqa: F401

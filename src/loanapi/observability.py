@@ -113,9 +113,58 @@ class LoansByStatus:
         yield gauge
 
 
+class Deliveries:
+    """Webhook deliveries, collected at scrape time from the database, so that every worker's
+    work is counted wherever /metrics is asked: deliveries by outcome, the queue's depth and the
+    age of the oldest event still waiting for a delivery."""
+
+    def __init__(self, sessionmaker: Any) -> None:
+        self.sessionmaker = sessionmaker
+        self.by_status: dict[str, int] = {}
+        self.oldest_seconds = 0.0
+
+    async def refresh(self) -> None:
+        from loanapi.clock import utcnow
+        from loanapi.webhooks.models import DeliveryStatus, WebhookDelivery
+
+        async with self.sessionmaker() as session:
+            rows = await session.execute(
+                select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+            )
+            self.by_status = {status.value: count for status, count in rows.all()}
+            oldest = await session.scalar(
+                select(func.min(WebhookDelivery.created_at)).where(
+                    WebhookDelivery.status == DeliveryStatus.pending
+                )
+            )
+        self.oldest_seconds = (utcnow() - oldest).total_seconds() if oldest else 0.0
+
+    def collect(self) -> Any:
+        from loanapi.webhooks.models import DeliveryStatus
+
+        outcome = GaugeMetricFamily(
+            "loanapi_webhook_deliveries", "Webhook deliveries by status", labels=["status"]
+        )
+        for status in DeliveryStatus:
+            outcome.add_metric([status.value], self.by_status.get(status.value, 0))
+        yield outcome
+        yield GaugeMetricFamily(
+            "loanapi_webhook_queue_depth",
+            "Deliveries waiting for an attempt (pending)",
+            value=self.by_status.get(DeliveryStatus.pending.value, 0),
+        )
+        yield GaugeMetricFamily(
+            "loanapi_webhook_oldest_pending_seconds",
+            "Age of the oldest event with a delivery still pending",
+            value=self.oldest_seconds,
+        )
+
+
 async def metrics(request: Request) -> Response:
     loans: LoansByStatus = request.app.state.loans_by_status
+    deliveries: Deliveries = request.app.state.deliveries
     await loans.refresh()
+    await deliveries.refresh()
     registry = CollectorRegistry()
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several workers: sum their files
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -123,7 +172,11 @@ async def metrics(request: Request) -> Response:
         from prometheus_client import REGISTRY
 
         registry = REGISTRY
-    output = generate_latest(registry) + generate_latest(_single(loans))
+    output = (
+        generate_latest(registry)
+        + generate_latest(_single(loans))
+        + generate_latest(_single(deliveries))
+    )
     return Response(output, media_type=CONTENT_TYPE_LATEST)
 
 

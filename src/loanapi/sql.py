@@ -8,7 +8,7 @@ days between dates. Each construct compiles to each engine's own functions; SQLi
 
 from typing import Any
 
-from sqlalchemy import Date, Integer
+from sqlalchemy import BigInteger, Date, Integer
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -184,3 +184,42 @@ def _least_sqlite(element: least, compiler: Any, **kw: Any) -> str:
 @compiles(greatest, "sqlite")
 def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
     return f"max({compiler.process(element.clauses, **kw)})"
+
+
+# --- transaction order, for the event feed (webhooks/feed.py) ---------------------------------
+
+
+class current_txid(FunctionElement[Any]):  # noqa: N801
+    """The writing transaction's id on PostgreSQL; 0 on SQLite (one writer: ids are in commit
+    order there)."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(current_txid, "postgresql")
+def _current_txid_postgresql(element: current_txid, compiler: Any, **kw: Any) -> str:
+    return "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)"
+
+
+@compiles(current_txid, "sqlite")
+def _current_txid_sqlite(element: current_txid, compiler: Any, **kw: Any) -> str:
+    return "0"
+
+
+class oldest_running_txid(FunctionElement[Any]):  # noqa: N801
+    """Every transaction with a smaller id has ended (PostgreSQL's snapshot xmin); on SQLite,
+    1, so every committed event (txid 0) is below it."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(oldest_running_txid, "postgresql")
+def _oldest_running_postgresql(element: oldest_running_txid, compiler: Any, **kw: Any) -> str:
+    return "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)"
+
+
+@compiles(oldest_running_txid, "sqlite")
+def _oldest_running_sqlite(element: oldest_running_txid, compiler: Any, **kw: Any) -> str:
+    return "1"

@@ -171,6 +171,7 @@ class Server:
     sessions: list[int] = field(default_factory=list)
     starts: int = 0
     start_seconds: list[float] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # settings beside server_env's
 
     @property
     def base_url(self) -> str:
@@ -195,7 +196,7 @@ class Server:
             log.flush()
             self.process = subprocess.Popen(
                 command,
-                env=server_env(self.database.url),
+                env=server_env(self.database.url) | self.env,
                 cwd=self.workdir,  # no stray .env is read
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -265,8 +266,8 @@ class ServerFactory:
         self.database, self.workdir = database, workdir
         self.servers: list[Server] = []
 
-    def __call__(self, name: str, *, migrate: bool) -> Server:
-        server = Server(name, self.database, self.workdir)
+    def __call__(self, name: str, *, migrate: bool, env: dict[str, str] | None = None) -> Server:
+        server = Server(name, self.database, self.workdir, env=env or {})
         self.servers.append(server)
         server.start(migrate=migrate)
         return server

@@ -105,6 +105,17 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("GET", "/api/v1/admin/repayments"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/close-of-business"): r(401, 403, 403, 401, 403, 200),
     ("GET", "/api/v1/admin/portfolio"): r(401, 403, 403, 401, 403, 200),
+    # events and webhooks (EVENTS.md): admins only
+    ("GET", "/api/v1/admin/events"): r(401, 403, 403, 401, 403, 200),
+    ("POST", "/api/v1/admin/webhooks"): r(401, 403, 403, 401, 403, 201),
+    ("GET", "/api/v1/admin/webhooks"): r(401, 403, 403, 401, 403, 200),
+    ("PATCH", "/api/v1/admin/webhooks/{endpoint_id}"): r(401, 403, 403, 401, 403, 200),
+    ("DELETE", "/api/v1/admin/webhooks/{endpoint_id}"): r(401, 403, 403, 401, 403, 204),
+    ("POST", "/api/v1/admin/webhooks/{endpoint_id}/rotate-secret"): r(401, 403, 403, 401, 403, 200),
+    ("GET", "/api/v1/admin/webhooks/{endpoint_id}/deliveries"): r(401, 403, 403, 401, 403, 200),
+    ("POST", "/api/v1/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry"): r(
+        401, 403, 403, 401, 403, 202
+    ),
     # service probes
     ("GET", "/healthz"): r(200, 200, 200, 200, 200, 200),
     ("GET", "/readyz"): r(200, 200, 200, 200, 200, 200),
@@ -188,6 +199,8 @@ PENDING_AGENT_TARGETS = {
     ("GET", "/approve_agent/{agent_id}"),
     ("POST", "/approve_agent/{agent_id}"),
 }
+# A name that does not resolve is accepted when saved (EVENTS.md), and nothing is ever sent.
+HOOK_URL = "https://hooks.authorization-matrix.invalid/loanapi"
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/customer/loans"): {
         "loan_type": "home_loan",
@@ -211,6 +224,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "min_tenure_months": 1,
         "max_tenure_months": 360,
     },
+    ("POST", "/api/v1/admin/webhooks"): {"url": HOOK_URL, "event_types": ["*"]},
+    ("PATCH", "/api/v1/admin/webhooks/{endpoint_id}"): {"description": "authorization matrix"},
     ("POST", "/new_loan"): {"loan_amount": 10000, "loan_type": "Home_loan", "duration": 12},
     ("POST", "/edit_loan/{loan_id}"): {"duration": 24},
 }
@@ -285,6 +300,20 @@ class World:
         return f"{prefix}{next(self.names)}"
 
 
+async def webhook_with_delivery(world: World) -> dict[str, int]:
+    """A fresh endpoint, and one delivery to it (an event written after it was added)."""
+    admin = world.admin.headers
+    body = {"url": HOOK_URL, "event_types": ["*"]}
+    created = await world.client.post("/api/v1/admin/webhooks", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    await requested_loan(world.client, world.owner.headers, world.agent.headers)
+    listed = await world.client.get(
+        f"/api/v1/admin/webhooks/{endpoint_id}/deliveries?limit=1", headers=admin
+    )
+    return {"endpoint_id": endpoint_id, "delivery_id": listed.json()["items"][0]["id"]}
+
+
 @dataclass
 class Call:
     method: str
@@ -340,6 +369,8 @@ async def prepare(world: World, method: str, template: str, role: str) -> Call:
         params["user_id"] = target["id"]
     if "{loan_type}" in template:
         params["loan_type"] = "home_loan"
+    if "{endpoint_id}" in template:
+        params |= await webhook_with_delivery(world)
     url = template.format(**params)
 
     kwargs: dict[str, Any] = {}
@@ -451,7 +482,7 @@ async def test_authorization_matrix(client, app, admin, new_customer, new_agent)
         f"{len(failures)} failures"
     )
     print(summary)  # noqa: T201
-    assert checked == len(EXPECTED) * len(ROLES) == 76 * 6
+    assert checked == len(EXPECTED) * len(ROLES) == 84 * 6
     assert not failures, summary + "\n" + "\n".join(failures)
 
 

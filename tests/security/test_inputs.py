@@ -773,7 +773,15 @@ async def test_responses_with_a_token_are_not_stored(client, customer, method, p
 
 
 def _example_url(template: str) -> str:
-    return template.format(loan_id=1, agent_id=1, user_id=1, repayment_id=1, loan_type="home_loan")
+    return template.format(
+        loan_id=1,
+        agent_id=1,
+        user_id=1,
+        repayment_id=1,
+        loan_type="home_loan",
+        endpoint_id=1,
+        delivery_id=1,
+    )
 
 
 async def test_nosniff_on_every_route(app, client):

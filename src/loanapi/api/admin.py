@@ -160,7 +160,7 @@ async def list_agent_applications(
     responses=problem_responses(404, 409),
 )
 async def approve_agent(admin: AdminUser, session: WriteSessionDep, agent_id: UserId) -> Response:
-    return user_response(await users.approve_agent(session, agent_id=agent_id))
+    return user_response(await users.approve_agent(session, agent_id=agent_id, actor=admin))
 
 
 @router.post(
@@ -171,7 +171,7 @@ async def approve_agent(admin: AdminUser, session: WriteSessionDep, agent_id: Us
     responses=problem_responses(404, 409),
 )
 async def reject_agent(admin: AdminUser, session: WriteSessionDep, agent_id: UserId) -> Response:
-    return user_response(await users.reject_agent(session, agent_id=agent_id))
+    return user_response(await users.reject_agent(session, agent_id=agent_id, actor=admin))
 
 
 @router.post(
@@ -193,7 +193,7 @@ async def disable_user(admin: AdminUser, session: WriteSessionDep, user_id: User
     responses=problem_responses(404, 409),
 )
 async def enable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserId) -> Response:
-    return user_response(await users.enable_user(session, user_id=user_id))
+    return user_response(await users.enable_user(session, user_id=user_id, actor=admin))
 
 
 @router.get(

@@ -61,6 +61,8 @@ from loanapi.loans.servicing import (
 from loanapi.sql import add_days, add_months, cents, days_between, greatest, least, money
 from loanapi.sql import month_index as month
 from loanapi.users.models import Role
+from loanapi.webhooks import outbox
+from loanapi.webhooks.models import DELINQUENCY_CHANGED, loan_type
 
 BATCH = 2_000
 D = bindparam("day", type_=Loan.cob_date.type)
@@ -305,11 +307,15 @@ def _statements(dialect: str) -> _Statements:
 _BY_DIALECT = {name: _statements(name) for name in ("postgresql", "sqlite")}
 
 
+_PENALTY = loan_type(EventAction.penalty_charged)
+
+
 async def _insert_events(session: WriteSession, events: list[dict[str, Any]]) -> None:
     """One executemany of the services' own INSERT (asyncpg pipelines the rows): a multi-row
     INSERT with 9,000 parameters was compiled afresh for every 1,000 events, 3.5x slower (the
     first close of business of a book records fees on every late loan)."""
-    await (await session.connection()).execute(INSERT_EVENT, events)
+    if events:  # (an empty list would be one INSERT of defaults)
+        await (await session.connection()).execute(INSERT_EVENT, events)
 
 
 @dataclass
@@ -328,15 +334,25 @@ async def _set_based_batch(
     changes = await fetch(session, statements.changes, params)  # and applies them on PostgreSQL
     if statements.apply is not None:
         await (await session.connection()).execute(statements.apply, params)
-    fees = [row for row in changes if row["to_record"] > 0]
-    tally.buckets += sum(row["old_bucket"] != row["bucket"] for row in changes)
-    tally.penalties += sum(row["to_record"] for row in fees)
-    if fees:
-        changed = {"ids": [row["id"] for row in fees]}
-        loans = await fetch(session, statements.loan_rows, changed)
-        before = {row["id"]: row for row in fees}
-        events = [_event(LoanRecord.of(loan), before[loan["id"]], actor_id) for loan in loans]
-        await _insert_events(session, events)
+    fees = {row["id"]: row for row in changes if row["to_record"] > 0}
+    moved = {row["id"] for row in changes if row["old_bucket"] != row["bucket"]}
+    tally.buckets += len(moved)
+    tally.penalties += sum(row["to_record"] for row in fees.values())
+    if changes:
+        rows = await fetch(session, statements.loan_rows, {"ids": [row["id"] for row in changes]})
+        loans = [LoanRecord.of(row) for row in rows]
+        charged = [loan for loan in loans if loan.id in fees]
+        await _insert_events(session, [_event(loan, fees[loan.id], actor_id) for loan in charged])
+        published = [
+            outbox.loan_event(type_, loan, actor_id)
+            for loan in loans
+            for type_, happened in (
+                (_PENALTY, loan.id in fees),
+                (DELINQUENCY_CHANGED, loan.id in moved),
+            )
+            if happened
+        ]
+        await outbox.publish(session, published)
     tally.loans += len(ids)
 
 
@@ -386,7 +402,9 @@ async def _replayed_batch(
         if to_record:
             changed = {**row, **values}
             before = {"to_record": to_record, "fees_recorded": loan.fees_recorded or 0}
-            await _insert_events(session, [_event(LoanRecord.of(changed), before, actor_id)])
+            recorded = LoanRecord.of(changed)
+            await _insert_events(session, [_event(recorded, before, actor_id)])
+            await outbox.publish(session, [outbox.loan_event(_PENALTY, recorded, actor_id)])
             tally.penalties += to_record
         tally.loans += 1
 

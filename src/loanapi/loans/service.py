@@ -27,6 +27,8 @@ from loanapi.loans.workflow import EVENT_OF, Action, permit
 from loanapi.pagination import PageParams, keyset, oldest_first
 from loanapi.users.models import Role, User
 from loanapi.users.records import Caller
+from loanapi.webhooks import outbox
+from loanapi.webhooks.models import loan_type
 
 TERMS = ("loan_type", "principal", "annual_rate", "tenure_months")
 PRICED = ("emi", "total_payable", "total_interest")
@@ -247,19 +249,20 @@ def event_row(
 
 async def _record(
     session: WriteSession,
-    loan_id: int,
-    version: int,
+    loan: LoanRecord,
     action: EventAction,
     actor: Caller,
     before: dict[str, Any] | None,
     after: dict[str, Any],
     reason: str | None = None,
 ) -> None:
-    """Write the loan's event for this change, in the request's transaction."""
+    """Write the change's loan event and its integration event (`loan` as it is now), in the
+    request's transaction."""
     event = event_row(
-        loan_id, version, action, (actor.id, actor.role), before, after, reason=reason
+        loan.id, loan.version, action, (actor.id, actor.role), before, after, reason=reason
     )
     await (await session.connection()).execute(INSERT_EVENT, event)
+    await outbox.publish(session, [outbox.loan_event(loan_type(action), loan, actor.id)])
 
 
 async def apply(session: WriteSession, *, customer: Caller, data: LoanCreate) -> LoanRecord:
@@ -278,7 +281,7 @@ async def apply(session: WriteSession, *, customer: Caller, data: LoanCreate) ->
     }
     connection = await session.connection()
     row = LoanRecord.of((await connection.execute(_INSERT_LOAN, loan)).mappings().one())
-    await _record(session, row.id, 1, EventAction.created, customer, None, loan)
+    await _record(session, row, EventAction.created, customer, None, loan)
     return row
 
 
@@ -342,7 +345,7 @@ async def _change(
         if expected_version is not None:
             raise StaleVersion(current.version)
         raise ConcurrentChange
-    await _record(session, loan.id, changed.version, EVENT_OF[action], actor, before, after, reason)
+    await _record(session, changed, EVENT_OF[action], actor, before, after, reason)
     return changed
 
 

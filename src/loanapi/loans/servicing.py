@@ -40,6 +40,8 @@ from loanapi.loans.workflow import Action, permit
 from loanapi.orm import MAX_ID
 from loanapi.pagination import PageParams, keyset
 from loanapi.users.records import Caller
+from loanapi.webhooks import outbox
+from loanapi.webhooks.models import loan_type
 
 log = logging.getLogger("loanapi.servicing")
 
@@ -284,11 +286,14 @@ async def _save(
     actor: Caller,
     steps: Sequence[Step],
     reason: str | None = None,
+    repayment: RepaymentRecord | None = None,
 ) -> LoanRecord:
-    """Write the steps as consecutive versions: one conditional UPDATE to the last, one event
-    each, in the request's transaction."""
+    """Write the steps as consecutive versions: one conditional UPDATE to the last, one loan
+    event and one integration event each (with `repayment` on the step that posts or reverses
+    it), in the request's transaction."""
     original = state = _state(loan)
     events = []
+    states = []
     for number, step in enumerate(steps, start=loan.version + 1):
         after = {**state, **step.values}
         events.append(
@@ -305,12 +310,37 @@ async def _save(
             )
         )
         state = after
+        states.append(after)
     changed = {name: state[name] for name in _STORED if state[name] != original[name]}
     saved = await update_loan(session, loan, changed, versions=len(steps))
     if saved is None:
         raise ConcurrentChange
     await (await session.connection()).execute(INSERT_EVENT, events)
+    await outbox.publish(session, _published(saved, actor, steps, states, repayment))
     return saved
+
+
+_WITH_REPAYMENT = (EventAction.repaid, EventAction.repayment_reversed)
+
+
+def _published(
+    saved: LoanRecord,
+    actor: Caller,
+    steps: Sequence[Step],
+    states: Sequence[dict[str, Any]],
+    repayment: RepaymentRecord | None,
+) -> list[dict[str, Any]]:
+    """Each step's integration event: the loan as of its version (the last one is `saved`)."""
+    first = saved.version - len(steps) + 1
+    return [
+        outbox.loan_event(
+            loan_type(step.action),
+            replace(saved, **state, version=first + index),
+            actor.id,
+            repayment if step.action in _WITH_REPAYMENT else None,
+        )
+        for index, (step, state) in enumerate(zip(steps, states, strict=True))
+    ]
 
 
 async def disburse(
@@ -502,7 +532,7 @@ async def repay(
     await _reallocate(session, records, book)
     detail = {"repayment": {"from": None, "to": _repayment_detail(created)}}
     steps = _closing(loan, _derived(book), Step(EventAction.repaid, {}, detail))
-    await _save(session, loan, actor, steps)
+    await _save(session, loan, actor, steps, repayment=created)
     return created
 
 
@@ -552,7 +582,7 @@ async def reverse(
         }
     }
     steps = _closing(loan, _derived(book), Step(EventAction.repayment_reversed, {}, detail))
-    await _save(session, loan, actor, steps, reason)
+    await _save(session, loan, actor, steps, reason, repayment=reversed_record)
     return reversed_record
 
 

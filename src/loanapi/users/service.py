@@ -27,6 +27,7 @@ from loanapi.security import Hasher, InvalidToken, TokenCodec
 from loanapi.users.models import Role, User, UserStatus
 from loanapi.users.records import FIELDS, Caller, UserRecord
 from loanapi.users.schemas import UserCreate
+from loanapi.webhooks import outbox
 
 log = logging.getLogger("loanapi")
 
@@ -295,8 +296,15 @@ async def _change_status(
     raise AccountStateConflict(refusal.format(status=current.status.value), current.status)
 
 
-async def approve_agent(session: WriteSession, *, agent_id: int) -> UserRecord:
-    return await _change_status(
+async def _published(
+    type_: str, user: UserRecord, actor: Caller, session: WriteSession
+) -> UserRecord:
+    await outbox.publish(session, [outbox.user_event(type_, user, actor.id)])
+    return user
+
+
+async def approve_agent(session: WriteSession, *, agent_id: int, actor: Caller) -> UserRecord:
+    agent = await _change_status(
         session,
         user_id=agent_id,
         role=Role.agent,
@@ -304,10 +312,11 @@ async def approve_agent(session: WriteSession, *, agent_id: int) -> UserRecord:
         values={"status": UserStatus.active, "approved_at": utcnow()},
         refusal="Only a pending or rejected agent can be approved; this one is {status}",
     )
+    return await _published("agent.approved", agent, actor, session)
 
 
-async def reject_agent(session: WriteSession, *, agent_id: int) -> UserRecord:
-    return await _change_status(
+async def reject_agent(session: WriteSession, *, agent_id: int, actor: Caller) -> UserRecord:
+    agent = await _change_status(
         session,
         user_id=agent_id,
         role=Role.agent,
@@ -315,12 +324,13 @@ async def reject_agent(session: WriteSession, *, agent_id: int) -> UserRecord:
         values={"status": UserStatus.rejected},
         refusal="Only a pending agent can be rejected; this one is {status}",
     )
+    return await _published("agent.rejected", agent, actor, session)
 
 
 async def disable_user(session: WriteSession, *, user_id: int, actor: Caller) -> UserRecord:
     if user_id == actor.id:
         raise Conflict("You cannot disable your own account")
-    return await _change_status(
+    user = await _change_status(
         session,
         user_id=user_id,
         role=None,
@@ -328,15 +338,16 @@ async def disable_user(session: WriteSession, *, user_id: int, actor: Caller) ->
         values={"status": UserStatus.disabled},
         refusal="This user is already {status}",
     )
+    return await _published("user.disabled", user, actor, session)
 
 
-async def enable_user(session: WriteSession, *, user_id: int) -> UserRecord:
+async def enable_user(session: WriteSession, *, user_id: int, actor: Caller) -> UserRecord:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound(f"No user with id {user_id}")
     # An agent who was never approved goes back to the queue rather than straight to active.
     never_approved = user.role is Role.agent and user.approved_at is None
-    return await _change_status(
+    enabled = await _change_status(
         session,
         user_id=user_id,
         role=None,
@@ -344,6 +355,7 @@ async def enable_user(session: WriteSession, *, user_id: int) -> UserRecord:
         values={"status": UserStatus.pending if never_approved else UserStatus.active},
         refusal="Only a disabled user can be enabled; this one is {status}",
     )
+    return await _published("user.enabled", enabled, actor, session)
 
 
 # --- bootstrap --------------------------------------------------------------------------------

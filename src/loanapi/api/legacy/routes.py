@@ -265,7 +265,7 @@ async def agent_applications(caller: Admin, session: ReadSessionDep) -> Response
 )
 async def approve_agent(agent_id: UserId, caller: Admin, session: WriteSessionDep) -> Response:
     try:
-        await users.approve_agent(session, agent_id=agent_id)
+        await users.approve_agent(session, agent_id=agent_id, actor=caller)
     except users.AccountStateConflict as exc:
         if exc.account_status is not UserStatus.active:
             raise

@@ -1,0 +1,112 @@
+"""Integration events (the outbox), webhook endpoints and their deliveries.
+
+An event row is written in the same transaction as the change it reports, and so is one
+delivery row per active endpoint that asked for its type: the deliveries table is the queue the
+worker claims from (FOR UPDATE SKIP LOCKED), and the history `GET .../deliveries` shows.
+"""
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loanapi.clock import utcnow
+from loanapi.loans.models import EventAction
+from loanapi.orm import Base, UTCDateTime, checked_enum
+
+# A loan event's type is its action's, under `loan.`; a new loan is `loan.applied`.
+_LOAN_TYPES = {EventAction.created: "loan.applied"}
+DELINQUENCY_CHANGED = "loan.delinquency_changed"  # a bucket changed at close of business
+ACCOUNT_TYPES = ("agent.approved", "agent.rejected", "user.disabled", "user.enabled")
+
+
+def loan_type(action: EventAction) -> str:
+    return _LOAN_TYPES.get(action, f"loan.{action.value}")
+
+
+EVENT_TYPES = (*(loan_type(a) for a in EventAction), DELINQUENCY_CHANGED, *ACCOUNT_TYPES)
+
+
+class DeliveryStatus(enum.StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class Event(Base):
+    """One integration event; never updated.
+
+    `txid` is the writing transaction's id on PostgreSQL (0 on SQLite, whose one writer commits
+    in id order): the feed orders by (txid, id) and serves only transactions older than every
+    one still running, so an event committed late is never passed over (webhooks/feed.py)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    loan_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_events_feed", "txid", "id"),
+        Index("ix_events_type_feed", "type", "txid", "id"),
+        Index("ix_events_loan_feed", "loan_id", "txid", "id"),
+    )
+
+
+class WebhookEndpoint(Base):
+    """Where events go. `event_types` is a JSON list of types, or ["*"]; `previous_secret`
+    still signs deliveries until `previous_secret_until` (24 hours after a rotation)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str | None] = mapped_column(String(500))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: its attempts so far and what comes next.
+
+    A worker claims a pending delivery by setting `claimed_until` (a lease); one killed
+    mid-attempt leaves the lease to run out, and another worker takes the delivery again."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    status: Mapped[DeliveryStatus] = mapped_column(
+        checked_enum(DeliveryStatus, "delivery_status", length=16), default=DeliveryStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_endpoint_status", "endpoint_id", "status", "id"),
+        # The worker's queue: each endpoint's pending deliveries by when they are due.
+        Index(
+            "ix_webhook_deliveries_due",
+            "endpoint_id",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
