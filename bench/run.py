@@ -205,6 +205,9 @@ def start_loanapi(database: str, port: int, workers: int, rounds: int, wait: boo
         "LOANAPI_SECRET_KEY": SECRET,
         "LOANAPI_LOG_LEVEL": "WARNING",
         "LOANAPI_PBKDF2_ROUNDS": str(rounds),
+        # the events step's webhook receiver is on this machine, over plain HTTP
+        "LOANAPI_WEBHOOK_ALLOW_HTTP": "true",
+        "LOANAPI_WEBHOOK_ALLOW_PRIVATE": "true",
     }
     cmd = [
         seed.loanapi_bin(),

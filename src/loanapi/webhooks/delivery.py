@@ -14,13 +14,14 @@ endpoint.
 
 import asyncio
 import contextlib
+import functools
 import logging
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from sqlalchemy import bindparam, or_, select, update
 from standardwebhooks import Webhook
 
@@ -53,7 +54,12 @@ def signature(endpoint: Any, event_id: str, moment: datetime, body: str) -> str:
     until = endpoint["previous_secret_until"]
     if endpoint["previous_secret"] and until is not None and moment < until:
         secrets.append(endpoint["previous_secret"])
-    return " ".join(Webhook(secret).sign(event_id, moment, body) for secret in secrets)
+    return " ".join(_signer(secret).sign(event_id, moment, body) for secret in secrets)
+
+
+@functools.lru_cache(maxsize=1024)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)  # decodes the secret once
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +136,11 @@ class Deliverer:
 
     sessions: Sessions
     settings: Settings
-    client: httpx.AsyncClient | None = None
+    client: aiohttp.ClientSession | None = None
     concurrency: int = 256  # attempts in flight in this worker (each a coroutine)
-    per_endpoint: int = 8  # of which for one endpoint (a slow one holds only these)
+    per_endpoint: int = 16  # of which for one endpoint (a slow one holds only these)
     poll_seconds: float = 0.2
+    beat_seconds: float = 0.01
     lease: timedelta = timedelta(seconds=60)
     _in_flight: dict[int, int] = field(default_factory=dict)  # endpoint id -> attempts
     _tasks: set["asyncio.Task[None]"] = field(default_factory=set)
@@ -148,8 +155,9 @@ class Deliverer:
                 while True:
                     claimed = await self._claim_and_start(client)
                     await self._flush()
-                    if not claimed:
-                        await asyncio.sleep(self.poll_seconds)
+                    # Busy: claim again after a beat, when more attempts have ended (a claim
+                    # round per ended attempt cost more than the attempts). Idle: poll.
+                    await asyncio.sleep(self.beat_seconds if claimed else self.poll_seconds)
             finally:
                 for task in self._tasks:
                     task.cancel()
@@ -178,10 +186,19 @@ class Deliverer:
         if self.client is not None:
             yield self.client
             return
-        async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as client:
+        connector = aiohttp.TCPConnector(
+            resolver=CheckedResolver(policy(self.settings)),
+            use_dns_cache=False,  # every new connection resolves, and checks, again
+            limit=self.concurrency,
+            limit_per_host=0,  # endpoints may share a host: their share is counted per endpoint
+        )
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False
+        ) as client:
             yield client
 
-    async def _claim_and_start(self, client: httpx.AsyncClient) -> int:
+    async def _claim_and_start(self, client: aiohttp.ClientSession) -> int:
         free = self.concurrency - len(self._tasks)
         if free <= 0:
             await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
@@ -229,7 +246,7 @@ class Deliverer:
         return {row["id"]: row for row in events}, {row["id"]: row for row in endpoints}
 
     async def _attempt(
-        self, client: httpx.AsyncClient, claim: dict[str, Any], event: Any, endpoints: Any
+        self, client: aiohttp.ClientSession, claim: dict[str, Any], event: Any, endpoints: Any
     ) -> None:
         endpoint_id = claim["endpoint_id"]
         try:
@@ -242,7 +259,7 @@ class Deliverer:
             if not self._in_flight[endpoint_id]:
                 del self._in_flight[endpoint_id]
 
-    async def _send(self, client: httpx.AsyncClient, endpoint: Any, event: Any) -> Outcome:
+    async def _send(self, client: aiohttp.ClientSession, endpoint: Any, event: Any) -> Outcome:
         body = event_json(event)
         event_id = f"evt_{event['id']}"
         moment = utcnow()
@@ -254,17 +271,22 @@ class Deliverer:
             "webhook-signature": signature(endpoint, event_id, moment, body),
         }
         try:
-            target = await urls.target(endpoint["url"], policy(self.settings))
-            request = _pinned(client, target, body.encode(), headers)
-            response = await client.send(request)
-            await response.aclose()
+            urls.check_literal(endpoint["url"], policy(self.settings))
+            async with client.post(
+                endpoint["url"], data=body.encode(), headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()
         except urls.RefusedURL as exc:
             return Outcome(error=f"refused: {exc}")
-        except httpx.TimeoutException:
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, Refused):
+                return Outcome(error=f"refused: {exc.os_error}")
+            return Outcome(error=f"{type(exc).__name__}: {exc}")
+        except TimeoutError:
             return Outcome(error=f"no answer within {TIMEOUT:.0f} s")
-        except (httpx.HTTPError, OSError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             return Outcome(error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        return Outcome(status_code=response.status_code)
+        return Outcome(status_code=response.status)
 
     async def _flush(self) -> None:
         """Record the attempts that ended since the last flush, in one transaction (one
@@ -314,21 +336,36 @@ def _bound(values: dict[str, Any]) -> dict[str, Any]:
     return {f"new_{name}": values[name] for name in _RECORDED}
 
 
-def _pinned(
-    client: httpx.AsyncClient, target: urls.Target, body: bytes, headers: dict[str, str]
-) -> httpx.Request:
-    """The POST to the address that was checked, not to whatever the name resolves to by the
-    time the connection opens: the host goes in the Host header and in TLS's SNI (against which
-    the certificate is verified)."""
-    parts = urlsplit(target.url)
-    address = target.addresses[0]
-    host = f"[{address}]" if ":" in address else address
-    url = parts._replace(netloc=f"{host}:{target.port}").geturl()
-    default = 443 if parts.scheme == "https" else 80
-    headers = {
-        **headers,
-        "host": target.host if target.port == default else f"{target.host}:{target.port}",
-    }
-    return client.build_request(
-        "POST", url, content=body, headers=headers, extensions={"sni_hostname": target.host}
-    )
+class Refused(OSError):
+    """An address a webhook may not connect to, found when its name was resolved."""
+
+
+class CheckedResolver(aiohttp.abc.AbstractResolver):
+    """The client's resolver: a host name's addresses, each checked (urls.addresses), are the
+    only ones the connection may use, so the name cannot resolve to a public address for the
+    check and a private one for the connection."""
+
+    def __init__(self, policy: urls.Policy) -> None:
+        self.policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        try:
+            found = await urls.addresses(host, port, self.policy)
+        except urls.RefusedURL as exc:
+            raise Refused(str(exc)) from None
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in found
+        ]
+
+    async def close(self) -> None:
+        return None

@@ -31,16 +31,6 @@ class Policy:
     allow_private: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A URL checked for a connection: its host, port and the addresses it may connect to."""
-
-    url: str
-    host: str
-    port: int
-    addresses: tuple[str, ...]
-
-
 def check_syntax(url: str, policy: Policy) -> tuple[str, str, int]:
     """The URL's scheme, host and port, or RefusedURL."""
     try:
@@ -117,12 +107,22 @@ async def check_saved(url: str, policy: Policy) -> None:
         check_address(address, policy)
 
 
-async def target(url: str, policy: Policy) -> Target:
-    """Before a connection: the addresses to connect to, each checked (RefusedURL, or OSError
-    when the name does not resolve)."""
-    _scheme, host, port = check_syntax(url, policy)
+def check_literal(url: str, policy: Policy) -> str | None:
+    """Before a connection: the URL's form, and its address when it names one (an IP literal
+    is connected to as it is); the host name to resolve otherwise (see `addresses`)."""
+    _scheme, host, _port = check_syntax(url, policy)
     literal = _literal(host)
-    addresses = [literal] if literal is not None else await _resolve(host, port)
-    for address in addresses:
+    if literal is None:
+        return host
+    check_address(literal, policy)
+    return None
+
+
+async def addresses(host: str, port: int, policy: Policy) -> list[IPAddress]:
+    """At a connection: every address the name resolves to now, each checked (RefusedURL, or
+    OSError when it does not resolve); the connection is made to these, not to whatever the
+    name resolves to a moment later."""
+    resolved = await _resolve(host, port)
+    for address in resolved:
         check_address(address, policy)
-    return Target(url, host, port, tuple(dict.fromkeys(str(a) for a in addresses)))
+    return resolved
