@@ -123,7 +123,7 @@ def make_settings(database: Database, **overrides: Any) -> Settings:
         "admin_username": ADMIN["username"],
         "admin_password": ADMIN["password"],
         "admin_email": ADMIN["email"],
-        "db_pool_size": 20,
+        "db_pool_size": 10,  # two pools per app: the suite stays well under max_connections (100)
         "register_max_per_address": 10_000,
         "_env_file": None,
     }

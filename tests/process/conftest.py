@@ -103,7 +103,7 @@ def server_env(database_url: str) -> dict[str, str]:
             "LOANAPI_ADMIN_PASSWORD": ADMIN["password"],
             "LOANAPI_ADMIN_EMAIL": ADMIN["email"],
             "LOANAPI_REGISTER_MAX_PER_ADDRESS": "100000",
-            "LOANAPI_DB_POOL_SIZE": "16",
+            "LOANAPI_DB_POOL_SIZE": "10",  # two pools each: a cluster and the suite fit in 100
             "LOANAPI_LOG_LEVEL": "WARNING",
         }
     )
