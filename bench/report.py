@@ -309,6 +309,7 @@ def extras(results: dict[str, Any]) -> str:
             f"Self time by package: {packages}. Inclusive (top frames): {frames[:700]}"
         )
     lines += cob_extras(results)
+    lines += events_extras(results)
     checks = results.get("checks") or {}
     legacy_sql = results.get("legacy_sql") or {}
     if legacy_sql:
@@ -335,6 +336,24 @@ def extras(results: dict[str, Any]) -> str:
             f"{', '.join(flagged)}** (numbers of such runs are not valid)."
         )
     return "\n".join(lines)
+
+
+def events_extras(results: dict[str, Any]) -> list[str]:
+    """The events step's line: each write with and without endpoints, and the lag."""
+    events = results.get("events") or {}
+    if not events.get("with"):
+        return []
+    runs = ", ".join(
+        f"{name} {events['without'][name]['rps']} -> {events['with'][name]['rps']} req/s"
+        for name in ("apply", "approve")
+    )
+    lag = events.get("lag") or {}
+    return [
+        f"- Events (c16, without -> with two webhook endpoints, a worker delivering): {runs}; "
+        f"{lag.get('deliveries')} deliveries of {lag.get('expected')} expected, lag p50 "
+        f"{lag.get('p50_ms')} ms, p99 {lag.get('p99_ms')} ms, max {lag.get('max_ms')} ms; the "
+        f"queue drained {events.get('drained_s')} s after the last request."
+    ]
 
 
 def cob_extras(results: dict[str, Any]) -> list[str]:
