@@ -118,7 +118,8 @@ async def test_a_loans_story_is_in_the_feed_in_order(client, customer, agent, ad
         assert event["data"]["loan"]["id"] == loan_id
     assert [e["data"]["actor_id"] for e in items[:3]] == [customer.id, agent.id, admin.id]
     assert items[-1]["data"]["loan"]["status"] == "closed"
-    assert items[4]["data"]["repayment"] == paid
+    assert items[4]["data"]["repayment"] == items[5]["data"]["repayment"] == paid  # it closed it
+    assert all("repayment" not in e["data"] for e in items[:4])
     current = await client.get(f"{V1}/admin/loans/{loan_id}", headers=admin.headers)
     assert items[-1]["data"]["loan"] == current.json()
 

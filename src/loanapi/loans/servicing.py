@@ -289,8 +289,9 @@ async def _save(
     repayment: RepaymentRecord | None = None,
 ) -> LoanRecord:
     """Write the steps as consecutive versions: one conditional UPDATE to the last, one loan
-    event and one integration event each (with `repayment` on the step that posts or reverses
-    it), in the request's transaction."""
+    event and one integration event each (with `repayment` on each step when the change posts
+    or reverses one: `loan.closed` and `loan.reopened` are that repayment's doing too), in the
+    request's transaction."""
     original = state = _state(loan)
     events = []
     states = []
@@ -320,9 +321,6 @@ async def _save(
     return saved
 
 
-_WITH_REPAYMENT = (EventAction.repaid, EventAction.repayment_reversed)
-
-
 def _published(
     saved: LoanRecord,
     actor: Caller,
@@ -337,7 +335,7 @@ def _published(
             loan_type(step.action),
             replace(saved, **state, version=first + index),
             actor.id,
-            repayment if step.action in _WITH_REPAYMENT else None,
+            repayment,
         )
         for index, (step, state) in enumerate(zip(steps, states, strict=True))
     ]
