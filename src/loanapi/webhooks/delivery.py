@@ -29,7 +29,13 @@ from loanapi.clock import utcnow
 from loanapi.config import Settings
 from loanapi.db import Sessions, fetch
 from loanapi.webhooks import urls
-from loanapi.webhooks.models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint
+from loanapi.webhooks.models import (
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+    event_id,
+)
 from loanapi.webhooks.schemas import event_json
 
 log = logging.getLogger("loanapi.webhooks")
@@ -47,14 +53,14 @@ def policy(settings: Settings) -> urls.Policy:
     return urls.Policy(settings.webhook_allow_http, settings.webhook_allow_private)
 
 
-def signature(endpoint: Any, event_id: str, moment: datetime, body: str) -> str:
+def signature(endpoint: Any, message_id: str, moment: datetime, body: str) -> str:
     """`webhook-signature`: the current secret's, and for 24 hours after a rotation the old
     one's beside it (space-separated, as the specification allows)."""
     secrets = [endpoint["secret"]]
     until = endpoint["previous_secret_until"]
     if endpoint["previous_secret"] and until is not None and moment < until:
         secrets.append(endpoint["previous_secret"])
-    return " ".join(_signer(secret).sign(event_id, moment, body) for secret in secrets)
+    return " ".join(_signer(secret).sign(message_id, moment, body) for secret in secrets)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -261,14 +267,14 @@ class Deliverer:
 
     async def _send(self, client: aiohttp.ClientSession, endpoint: Any, event: Any) -> Outcome:
         body = event_json(event)
-        event_id = f"evt_{event['id']}"
+        public_id = event_id(event["id"])
         moment = utcnow()
         headers = {
             "content-type": "application/json",
             "user-agent": "loanapi-webhooks/1",
-            "webhook-id": event_id,
+            "webhook-id": public_id,
             "webhook-timestamp": str(int(moment.timestamp())),
-            "webhook-signature": signature(endpoint, event_id, moment, body),
+            "webhook-signature": signature(endpoint, public_id, moment, body),
         }
         try:
             urls.check_literal(endpoint["url"], policy(self.settings))

@@ -29,6 +29,11 @@ def loan_type(action: EventAction) -> str:
 EVENT_TYPES = (*(loan_type(a) for a in EventAction), DELINQUENCY_CHANGED, *ACCOUNT_TYPES)
 
 
+def event_id(row_id: int) -> str:
+    """An event's id as integrators see it: in the feed, in deliveries, as `webhook-id`."""
+    return f"evt_{row_id}"
+
+
 class DeliveryStatus(enum.StrEnum):
     pending = "pending"
     delivered = "delivered"

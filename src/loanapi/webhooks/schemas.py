@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from loanapi.users.schemas import PLAIN_TEXT
-from loanapi.webhooks.models import EVENT_TYPES, DeliveryStatus
+from loanapi.webhooks.models import EVENT_TYPES, DeliveryStatus, event_id
 
 LOAN_EXAMPLE: Any = {"id": 42, "status": "approved", "version": 4, "principal": "12000.00"}
 
@@ -43,7 +43,7 @@ class EventPage(BaseModel):
 
 def event_read(row: Any) -> EventRead:
     return EventRead(
-        id=f"evt_{row['id']}", type=row["type"], occurred_at=row["occurred_at"], data=row["data"]
+        id=event_id(row["id"]), type=row["type"], occurred_at=row["occurred_at"], data=row["data"]
     )
 
 

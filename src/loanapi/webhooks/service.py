@@ -14,7 +14,13 @@ from loanapi.db import WriteSession, fetch
 from loanapi.errors import NotFound, Unprocessable
 from loanapi.pagination import PageParams, keyset
 from loanapi.webhooks import urls
-from loanapi.webhooks.models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint
+from loanapi.webhooks.models import (
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+    event_id,
+)
 from loanapi.webhooks.schemas import WebhookCreate, WebhookUpdate
 
 OLD_SECRET_VALID = timedelta(hours=24)
@@ -190,7 +196,7 @@ async def list_deliveries(
     rows = await fetch(
         session, _DELIVERY_LISTS[(status is not None, page.after is not None)], params
     )
-    return [{**row, "event_id": f"evt_{row['event_id']}"} for row in rows]
+    return [{**row, "event_id": event_id(row["event_id"])} for row in rows]
 
 
 async def retry(session: WriteSession, *, endpoint_id: int, delivery_id: int) -> dict[str, Any]:
@@ -206,4 +212,4 @@ async def retry(session: WriteSession, *, endpoint_id: int, delivery_id: int) ->
     if result.scalar_one_or_none() is None:
         raise DeliveryNotFound
     rows = await fetch(session, _ONE_DELIVERY, {"delivery_id": delivery_id})
-    return {**rows[0], "event_id": f"evt_{rows[0]['event_id']}"}
+    return {**rows[0], "event_id": event_id(rows[0]["event_id"])}
