@@ -301,6 +301,23 @@ def start_server(
         factory.stop_all()
 
 
+def start_worker_process(
+    name: str, database: PgDatabase, workdir: Path, env: dict[str, str]
+) -> tuple["subprocess.Popen[bytes]", Path]:
+    """`loanapi worker` on the database, with `env` beside server_env's; its log's path."""
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CLI), "worker"],
+            env=server_env(database.url) | env,
+            cwd=workdir,  # no stray .env is read
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process, log
+
+
 # --- HTTP helpers -------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from tests.process.conftest import (
     report,
     server_env,
     session_alive,
+    start_worker_process,
 )
 
 pytestmark = pytest.mark.process
@@ -64,19 +65,9 @@ class Worker:
 
 
 def start_worker(name: str, database: PgDatabase, workdir: Path) -> Worker:
-    env = server_env(database.url)
     # DEBUG: the losing worker's "already deferred" for a scheduled time is logged at DEBUG.
-    env |= {"LOANAPI_COB_CRON": EVERY_TWO_SECONDS, "LOANAPI_LOG_LEVEL": "DEBUG"}
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(CLI), "worker"],
-            env=env,
-            cwd=workdir,  # no stray .env is read
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = {"LOANAPI_COB_CRON": EVERY_TWO_SECONDS, "LOANAPI_LOG_LEVEL": "DEBUG"}
+    process, log = start_worker_process(name, database, workdir, env)
     return Worker(name, log, process)
 
 

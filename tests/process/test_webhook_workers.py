@@ -15,7 +15,6 @@ from standardwebhooks import Webhook
 from tests.process.conftest import (
     ADMIN,
     API,
-    CLI,
     PgDatabase,
     ServerFactory,
     apply_loan,
@@ -23,7 +22,7 @@ from tests.process.conftest import (
     login,
     new_customer,
     report,
-    server_env,
+    start_worker_process,
 )
 from tests.webhook_receiver import Behaviour, running_receiver
 
@@ -38,15 +37,7 @@ EVENTS = 24
 
 
 def start_worker(name: str, database: PgDatabase, workdir: Path) -> subprocess.Popen[bytes]:
-    log = (workdir / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [str(CLI), "worker"],
-        env=server_env(database.url) | LOCAL,
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    return start_worker_process(name, database, workdir, LOCAL)[0]
 
 
 async def test_a_worker_killed_mid_delivery_loses_no_event(

@@ -169,7 +169,7 @@ class Deliverer:
                     task.cancel()
 
     async def drain(self) -> int:
-        """Attempt every delivery due now, once, and wait for the attempts (tests, CLI)."""
+        """Attempt every delivery due now, once, and wait for the attempts (the tests)."""
         started = 0
         async with self._client() as client:
             while True:

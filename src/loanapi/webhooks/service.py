@@ -3,7 +3,7 @@
 import base64
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -48,7 +48,7 @@ class EndpointRecord:
     event_types: list[str]
     description: str | None
     active: bool
-    created_at: Any
+    created_at: datetime
     secret: str
 
 
@@ -132,7 +132,7 @@ async def change(
 
 async def remove(session: WriteSession, *, endpoint_id: int) -> None:
     await _endpoint(session, endpoint_id, lock=True)
-    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id))
+    # Its deliveries go with it (ON DELETE CASCADE).
     await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id))
 
 

@@ -94,22 +94,18 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
 async def check_saved(url: str, policy: Policy) -> None:
     """When an endpoint is saved: the URL's form, and its addresses if its name resolves now
     (one that does not resolve yet is accepted: it is checked at every connection)."""
-    _scheme, host, port = check_syntax(url, policy)
-    literal = _literal(host)
-    if literal is not None:
-        check_address(literal, policy)
+    host = check_literal(url, policy)
+    if host is None:
         return
     try:
-        addresses = await _resolve(host, port)
+        await addresses(host, check_syntax(url, policy)[2], policy)
     except OSError:
         return
-    for address in addresses:
-        check_address(address, policy)
 
 
 def check_literal(url: str, policy: Policy) -> str | None:
-    """Before a connection: the URL's form, and its address when it names one (an IP literal
-    is connected to as it is); the host name to resolve otherwise (see `addresses`)."""
+    """The URL's form, and its address when it names one (an IP literal is connected to as it
+    is); otherwise the host name, whose addresses `addresses` checks."""
     _scheme, host, _port = check_syntax(url, policy)
     literal = _literal(host)
     if literal is None:
