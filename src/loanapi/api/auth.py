@@ -1,10 +1,11 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordRequestForm
+from fastapi.security import HTTPBasicCredentials, OAuth2PasswordRequestForm
 
 from loanapi.api.deps import (
     V1,
+    Basic,
     CodecDep,
     CurrentUser,
     ReadSessionDep,
@@ -19,7 +20,7 @@ from loanapi.users.records import Caller, UserRecord
 from loanapi.users.schemas import Token, UserCreate, UserRead
 
 router = APIRouter(prefix=f"{V1}/auth", tags=["auth"])
-basic = HTTPBasic(auto_error=False, description="Username and password")
+basic = Basic(auto_error=False, description="Username and password")
 
 
 def issue_token(codec: TokenCodec, user: UserRecord, response: Response) -> Token:

@@ -1,12 +1,15 @@
 """Typed dependencies: the sessions, the caller, and the role gates."""
 
+import base64
+import binascii
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, Field
 
 from loanapi.clock import day_end, day_start
@@ -78,6 +81,31 @@ bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 BearerToken = Annotated[str | None, Depends(bearer)]
+
+
+class Basic(HTTPBasic):
+    """HTTP Basic credentials decoded as UTF-8 (RFC 7617; what browsers and curl send), and
+    as latin-1 only when they are not UTF-8 (older clients): FastAPI's own takes ASCII alone,
+    so a password with an accent worked on /auth/token and failed here."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        scheme, param = get_authorization_scheme_param(request.headers.get("Authorization"))
+        if scheme.lower() != "basic":
+            if self.auto_error:
+                raise self.make_not_authenticated_error()
+            return None
+        try:
+            raw = base64.b64decode(param)
+        except binascii.Error as exc:
+            raise self.make_not_authenticated_error() from exc
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        username, separator, password = text.partition(":")
+        if not separator:
+            raise self.make_not_authenticated_error()
+        return HTTPBasicCredentials(username=username, password=password)
 
 
 async def current_user(request: Request, session: ReadSessionDep, token: BearerToken) -> Caller:

@@ -5,10 +5,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPBasic
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
-from loanapi.api.deps import ReadSessionDep, bearer, current_user
+from loanapi.api.deps import Basic, ReadSessionDep, bearer, current_user
 from loanapi.api.legacy.errors import LegacyError, first_problem
 from loanapi.users.models import Role
 from loanapi.users.records import Caller
@@ -21,7 +21,7 @@ ADMIN_ONLY = "You are not authorized to open this page"
 access_token = APIKeyHeader(
     name="x-access-token", auto_error=False, description="The token from /login"
 )
-basic = HTTPBasic(
+basic = Basic(
     auto_error=False,
     realm="Login Required!",
     scheme_name="LegacyBasic",
