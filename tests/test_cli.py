@@ -233,6 +233,24 @@ def test_invalid_configuration_is_reported(db_file):
     assert not db_file.exists()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LOANAPI_SECRET_KEY", "my-real-but-short-secret"),
+        ("LOANAPI_SECRET_KEY", "changeme"),
+        ("LOANAPI_DB_POOL_SIZE", "zero-pool-4711"),
+        ("LOANAPI_ACCESS_TOKEN_MINUTES", "-4711"),
+    ],
+)
+def test_invalid_configuration_names_the_variable_never_its_value(db_file, variable, value):
+    result = runner.invoke(cli, ["db", "upgrade"], env=env_for(db_file, **{variable: value}))
+    assert result.exit_code == 2, result.output
+    assert variable in result.output
+    assert value not in result.output
+    assert "Value error" not in result.output
+    assert not db_file.exists()
+
+
 # --- create-admin -----------------------------------------------------------------------------
 
 

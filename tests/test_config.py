@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from loanapi.config import Settings
+from loanapi.config import Settings, describe
 
 GOOD_KEY = "k" * 32
 
@@ -33,6 +33,18 @@ def test_placeholder_secret_is_refused(placeholder):
         settings(secret_key=placeholder)
     assert info.value.errors()[0]["loc"] == ("secret_key",)
     assert "placeholder" in str(info.value)
+
+
+def test_an_invalid_value_is_never_shown_in_the_error():
+    """Wherever the error is printed (a traceback from the server's factory too)."""
+    with pytest.raises(ValidationError) as info:
+        settings(secret_key="my-real-but-short-secret", admin_password=1234567)
+    assert "my-real-but-short-secret" not in str(info.value)
+    assert "1234567" not in str(info.value)
+    assert describe(info.value) == (
+        "LOANAPI_SECRET_KEY must be at least 32 characters; "
+        "LOANAPI_ADMIN_PASSWORD: Input should be a valid string"
+    )
 
 
 def test_placeholder_secret_from_the_environment_is_refused(monkeypatch):

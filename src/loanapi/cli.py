@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from loanapi import migrate
-from loanapi.config import Settings
+from loanapi.config import Settings, describe
 from loanapi.observability import logging_config
 
 app = typer.Typer(
@@ -41,9 +42,9 @@ def _run_long(main: Coroutine[Any, Any, None]) -> None:
 def _settings() -> Settings:
     try:
         return Settings()
-    except ValueError as exc:
-        typer.echo(f"Invalid configuration: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        typer.echo(f"Invalid configuration: {describe(exc)}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def _bootstrap(settings: Settings) -> None:

@@ -5,7 +5,7 @@ import secrets
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger("loanapi")
@@ -20,8 +20,14 @@ RECOMMENDED_PASSWORD_LENGTH = 8
 
 class Settings(BaseSettings):
     # An empty variable (compose passes unset ones as "") means "not set".
+    # hide_input_in_errors: an invalid value is never printed back (a secret key, a password,
+    # a database URL with its password): errors name the variable and say what is wrong.
     model_config = SettingsConfigDict(
-        env_prefix="LOANAPI_", env_file=".env", extra="ignore", env_ignore_empty=True
+        env_prefix="LOANAPI_",
+        env_file=".env",
+        extra="ignore",
+        env_ignore_empty=True,
+        hide_input_in_errors=True,
     )
 
     database_url: str = "sqlite+aiosqlite:///./loanapi.db"
@@ -109,6 +115,17 @@ class Settings(BaseSettings):
             "LOANAPI_SECRET_KEY is not set: using a random key; tokens will not survive a restart"
         )
         return self.model_copy(update={"secret_key": secrets.token_urlsafe(48)})
+
+
+def describe(error: ValidationError) -> str:
+    """What is wrong with the configuration, one line per variable, naming each variable and
+    never its value."""
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = "LOANAPI_" + "_".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(message if message.startswith(name) else f"{name}: {message}")
+    return "; ".join(lines)
 
 
 @lru_cache
