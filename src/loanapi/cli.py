@@ -6,7 +6,8 @@ import logging
 import logging.config
 import os
 import secrets
-from collections.abc import Coroutine
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date
 from typing import Annotated, Any
 
@@ -25,6 +26,8 @@ app = typer.Typer(
 )
 db = typer.Typer(help="Database schema: migrate, or reset to empty.", no_args_is_help=True)
 app.add_typer(db, name="db")
+users_app = typer.Typer(help="Accounts: unlock, reset a password.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 def _run_long(main: Coroutine[Any, Any, None]) -> None:
@@ -130,42 +133,126 @@ def db_reset(
 def create_admin(
     username: Annotated[str, typer.Option(prompt=True)],
     email: Annotated[str, typer.Option(prompt=True)],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from the first line of standard input (scripts), instead "
+            "of a prompt",
+        ),
+    ] = False,
 ) -> None:
-    """Create an admin account (works when admins already exist)."""
+    """Create an admin account (works when admins already exist). The password is asked for,
+    or read from standard input: never an option, which other users of the machine could see
+    in the process list."""
     from loanapi.users.models import Role
     from loanapi.users.schemas import UserCreate
 
     settings = _settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         data = UserCreate(username=username, email=email, password=password)
-    except ValueError as exc:
-        typer.echo(f"Invalid admin: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        typer.echo(f"Invalid admin: {_first_errors(exc)}", err=True)
+        raise typer.Exit(2) from None
 
-    async def create() -> None:
-        from loanapi.app import close_databases, create_app
-        from loanapi.errors import ApiError
+    async def create(application: Any) -> None:
         from loanapi.users import service as users
 
+        async with application.state.sessions.write() as session, session.begin():
+            await users.register(
+                session,
+                data=data,
+                role=Role.admin,
+                hasher=application.state.hasher,
+                settings=application.state.settings,
+            )
+
+    _with_app(settings, create, "Could not create the admin")
+    typer.echo(f"admin {username} created")
+
+
+def _first_errors(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, item['loc']))}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)
+    )
+
+
+def _with_app(settings: Settings, work: Callable[[Any], Awaitable[None]], failure: str) -> None:
+    """Run `work(app)` on an app over the configured database (no server); an API error is
+    printed as `failure: detail` and exits 1. Tokens are not issued here, so an unset
+    LOANAPI_SECRET_KEY needs no warning: a throwaway key stands in."""
+    from loanapi.app import close_databases, create_app
+    from loanapi.errors import ApiError
+
+    if not settings.secret_key:
+        settings = settings.model_copy(update={"secret_key": secrets.token_urlsafe(48)})
+
+    async def run() -> None:
         application = create_app(settings)
         try:
-            async with application.state.sessions.write() as session, session.begin():
-                await users.register(
-                    session,
-                    data=data,
-                    role=Role.admin,
-                    hasher=application.state.hasher,
-                    settings=application.state.settings,
-                )
+            await work(application)
         except ApiError as exc:
-            typer.echo(f"Could not create the admin: {exc.detail}", err=True)
-            raise typer.Exit(1) from exc
+            typer.echo(f"{failure}: {exc.detail}", err=True)
+            raise typer.Exit(1) from None
         finally:
             await close_databases(application)
 
-    asyncio.run(create())
-    typer.echo(f"admin {username} created")
+    asyncio.run(run())
+
+
+async def _user_id(session: Any, username: str) -> int:
+    from sqlalchemy import func, select
+
+    from loanapi.users.models import User
+
+    found = await session.scalar(
+        select(User.id).where(func.lower(User.username) == username.lower())
+    )
+    if found is None:
+        typer.echo(f"No user named {username}", err=True)
+        raise typer.Exit(1)
+    return int(found)
+
+
+@users_app.command("unlock")
+def users_unlock(username: Annotated[str, typer.Argument(help="The user's username")]) -> None:
+    """Clear a user's failed logins: every address may log in again at once."""
+    from loanapi.users import service as users
+
+    async def unlock(application: Any) -> None:
+        async with application.state.sessions.write() as session, session.begin():
+            await users.unlock(session, user_id=await _user_id(session, username))
+
+    _with_app(_settings(), unlock, "Could not unlock")
+    typer.echo(f"{username} unlocked")
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    username: Annotated[str, typer.Argument(help="The user's username")],
+) -> None:
+    """Give a user a one-time temporary password (printed once); their tokens stop working and
+    they must choose a new password before anything else."""
+    from loanapi.users import service as users
+
+    shown: list[str] = []
+
+    async def reset(application: Any) -> None:
+        async with application.state.sessions.write() as session, session.begin():
+            user_id = await _user_id(session, username)
+            _, temporary = await users.reset_password(
+                session, user_id=user_id, hasher=application.state.hasher
+            )
+        shown.append(temporary)
+
+    _with_app(_settings(), reset, "Could not reset the password")
+    typer.echo(f"temporary password for {username}: {shown[0]}")
+    typer.echo("they must choose a new one (POST /api/v1/auth/password) before anything else")
 
 
 @app.command()

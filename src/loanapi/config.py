@@ -43,8 +43,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     metrics: bool = True
+    # Failed logins: a username is locked from one address after login_max_failures from it (an
+    # attacker elsewhere cannot lock its owner out); an address after ..._per_address, whatever
+    # the usernames; past login_slowdown_after failures for a username from any addresses, each
+    # attempt for it waits, longer as they grow (up to 10 s), and the right password still works.
     login_max_failures: int = Field(default=10, ge=1)
     login_max_failures_per_address: int = Field(default=100, ge=1)
+    login_slowdown_after: int = Field(default=50, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
     register_max_per_address: int = Field(default=20, ge=1)
     register_window_minutes: int = Field(default=60, ge=1)

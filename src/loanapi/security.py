@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import anyio
 import anyio.to_thread
-from jose import JWTError, jwt
+from jose import ExpiredSignatureError, JWTError, jwt
 from passlib.context import CryptContext
 
 from loanapi.clock import utcnow
@@ -68,6 +68,10 @@ class InvalidToken(Exception):
     """The token is missing a claim, malformed, tampered with, expired or uses another algorithm."""
 
 
+class ExpiredToken(InvalidToken):
+    """The token was valid, and its hour is over."""
+
+
 class TokenCodec:
     def __init__(self, secret_key: str, minutes: int) -> None:
         self._key = secret_key
@@ -81,7 +85,9 @@ class TokenCodec:
         claims = {
             "sub": str(user_id),
             "role": role,
-            "iat": int(now.timestamp()),
+            # To the millisecond (RFC 7519 allows a fraction): a password changed in the same
+            # second as a login revokes the tokens issued before it, not the ones after.
+            "iat": round(now.timestamp(), 3),
             "exp": int((now + self.lifetime).timestamp()),
             "jti": uuid.uuid4().hex,
         }
@@ -90,7 +96,7 @@ class TokenCodec:
     def read(self, token: str) -> TokenClaims:
         claims = self._verified(token)
         if claims.expires_at <= utcnow():
-            raise InvalidToken("Signature has expired.")
+            raise ExpiredToken("Signature has expired.")
         return claims
 
     def _verify(self, token: str) -> TokenClaims:
@@ -104,15 +110,17 @@ class TokenCodec:
                 algorithms=[ALGORITHM],
                 options={"require_" + name: True for name in ("iat", "exp", "sub", "jti")},
             )
+        except ExpiredSignatureError as exc:
+            raise ExpiredToken(str(exc)) from exc
         except JWTError as exc:
             raise InvalidToken(str(exc)) from exc
         if any(claims.get(name) in (None, "") for name in REQUIRED_CLAIMS):
             raise InvalidToken("missing claim")
         try:
             user_id = int(claims["sub"])
-            issued_at = datetime.fromtimestamp(int(claims["iat"]), utcnow().tzinfo)
+            issued_at = datetime.fromtimestamp(float(claims["iat"]), utcnow().tzinfo)
             expires_at = datetime.fromtimestamp(int(claims["exp"]), utcnow().tzinfo)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidToken("malformed claim") from exc
         if issued_at > utcnow() + timedelta(seconds=30):
             raise InvalidToken("issued in the future")

@@ -41,10 +41,23 @@ class Throttled(TooManyRequests):
     pass
 
 
+async def count(session: AsyncSession, limit: Limit, subject: str) -> int:
+    """The attempts `subject` made in the window."""
+    found, _ = await _window(session, limit, subject)
+    return found
+
+
 async def check(session: AsyncSession, limit: Limit, subject: str) -> None:
     """Refuse with 429 and Retry-After while `subject` has used up its window."""
+    found, oldest = await _window(session, limit, subject)
+    if found >= limit.cap:
+        retry_after = int((oldest + limit.window - utcnow()).total_seconds()) + 1
+        raise Throttled(limit.refusal, retry_after=retry_after)
+
+
+async def _window(session: AsyncSession, limit: Limit, subject: str) -> tuple[int, datetime]:
     since = utcnow() - limit.window
-    count, oldest = (
+    found, oldest = (
         await session.execute(
             select(func.count(), func.min(RateEvent.at)).where(
                 RateEvent.scope == limit.scope,
@@ -53,9 +66,18 @@ async def check(session: AsyncSession, limit: Limit, subject: str) -> None:
             )
         )
     ).one()
-    if count >= limit.cap:
-        retry_after = int((oldest + limit.window - utcnow()).total_seconds()) + 1
-        raise Throttled(limit.refusal, retry_after=retry_after)
+    return int(found), oldest
+
+
+async def clear(session: AsyncSession, scope: str, subject: str, *, prefix: bool = False) -> int:
+    """Forget `subject`'s attempts in `scope` (with `prefix`, every subject starting so);
+    returns how many were forgotten."""
+    key = _key(subject)
+    matches = (
+        RateEvent.subject.startswith(key, autoescape=True) if prefix else RateEvent.subject == key
+    )
+    result = await session.execute(delete(RateEvent).where(RateEvent.scope == scope, matches))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def record(session: WriteSession, *events: tuple[Limit, str]) -> None:

@@ -56,6 +56,10 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("POST", "/api/v1/auth/token"): r(401, 200, 200, 403, 200, 200),
     ("POST", "/api/v1/auth/login"): r(401, 200, 200, 403, 200, 200),
     ("GET", "/api/v1/auth/me"): r(401, 200, 200, 401, 200, 200),
+    # each caller logs out a token of its own minted for the case
+    ("POST", "/api/v1/auth/logout"): r(401, 204, 204, 401, 204, 204),
+    # with a wrong current password: authorized, refused on the field, nothing changes
+    ("POST", "/api/v1/auth/password"): r(401, 422, 422, 401, 422, 422),
     ("GET", "/api/v1/loan-products"): r(200, 200, 200, 200, 200, 200),
     # /api/v1/customer
     ("POST", "/api/v1/customer/loans"): r(401, 201, 201, 401, 403, 403),
@@ -86,6 +90,8 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("POST", "/api/v1/admin/agents/{agent_id}/approve"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/agents/{agent_id}/reject"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/users/{user_id}/disable"): r(401, 403, 403, 401, 403, 200),
+    ("POST", "/api/v1/admin/users/{user_id}/unlock"): r(401, 403, 403, 401, 403, 200),
+    ("POST", "/api/v1/admin/users/{user_id}/reset-password"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/users/{user_id}/enable"): r(401, 403, 403, 401, 403, 200),
     ("GET", "/api/v1/admin/agents/{agent_id}/loan-requests"): r(401, 403, 403, 401, 403, 200),
     ("GET", "/api/v1/admin/loans"): r(401, 403, 403, 401, 403, 200),
@@ -181,6 +187,7 @@ LEGACY_REFUSALS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
 }
 
 SERVICE_ROUTES = ("/healthz", "/readyz", "/metrics")
+LOGOUT = ("POST", "/api/v1/auth/logout")
 BASIC_LOGINS = {("POST", "/api/v1/auth/login"), ("GET", "/login"), ("POST", "/login")}
 FORM_LOGINS = {("POST", "/api/v1/auth/token")}
 REGISTRATIONS = {
@@ -225,6 +232,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "max_tenure_months": 360,
     },
     ("POST", "/api/v1/admin/webhooks"): {"url": HOOK_URL, "event_types": ["*"]},
+    ("POST", "/api/v1/auth/password"): {
+        "current_password": "not-the-current-one",
+        "new_password": "matrix-new-password-7",
+    },
     ("PATCH", "/api/v1/admin/webhooks/{endpoint_id}"): {"description": "authorization matrix"},
     ("POST", "/new_loan"): {"loan_amount": 10000, "loan_type": "Home_loan", "duration": 12},
     ("POST", "/edit_loan/{loan_id}"): {"duration": 24},
@@ -271,6 +282,7 @@ class World:
     other: Caller
     agent: Caller
     pending: Caller
+    codec: Any
     names: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def caller(self, role: str) -> Caller | None:
@@ -337,7 +349,7 @@ async def build_world(
     # A pending agent cannot log in: a valid token is minted for them directly.
     token = app.state.codec.issue(user_id=pending_user["id"], role="agent")
     pending = Caller(pending_user["id"], "pending_p", bearer(token))
-    return World(client, admin, owner, other, agent, pending)
+    return World(client, admin, owner, other, agent, pending, app.state.codec)
 
 
 async def prepare(world: World, method: str, template: str, role: str) -> Call:
@@ -379,6 +391,8 @@ async def prepare(world: World, method: str, template: str, role: str) -> Call:
     elif key in FORM_LOGINS:
         username, password = world.credentials(role)
         kwargs["data"] = {"username": username, "password": password}
+    elif key == LOGOUT and (caller := world.caller(role)) is not None:
+        kwargs["headers"] = bearer(world.codec.issue(user_id=caller.id, role=role))
     else:
         kwargs["headers"] = world.headers(role, legacy=legacy)
     if key in REGISTRATIONS:
@@ -482,7 +496,7 @@ async def test_authorization_matrix(client, app, admin, new_customer, new_agent)
         f"{len(failures)} failures"
     )
     print(summary)  # noqa: T201
-    assert checked == len(EXPECTED) * len(ROLES) == 84 * 6
+    assert checked == len(EXPECTED) * len(ROLES) == 88 * 6
     assert not failures, summary + "\n" + "\n".join(failures)
 
 

@@ -10,6 +10,7 @@ from loanapi.api.common import (
     history_response,
     loan_page,
     loan_response,
+    model_response,
     payoff_response,
     repayment_page,
     repayment_response,
@@ -20,6 +21,7 @@ from loanapi.api.common import (
 from loanapi.api.deps import (
     V1,
     AdminUser,
+    HasherDep,
     IfMatch,
     LoanId,
     LoanListDep,
@@ -54,7 +56,7 @@ from loanapi.orm import MAX_ID
 from loanapi.pagination import Page
 from loanapi.users import service as users
 from loanapi.users.models import Role, UserStatus
-from loanapi.users.schemas import UserRead
+from loanapi.users.schemas import PasswordReset, UserRead
 
 router = APIRouter(
     route_class=IdempotentRoute,
@@ -194,6 +196,36 @@ async def disable_user(admin: AdminUser, session: WriteSessionDep, user_id: User
 )
 async def enable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserId) -> Response:
     return user_response(await users.enable_user(session, user_id=user_id, actor=admin))
+
+
+@router.post(
+    "/users/{user_id}/unlock",
+    response_model=UserRead,
+    operation_id="admin_unlock_user",
+    summary="Clear a user's failed logins: every address may log in again at once",
+    responses=problem_responses(404, 409),
+)
+async def unlock_user(admin: AdminUser, session: WriteSessionDep, user_id: UserId) -> Response:
+    return user_response(await users.unlock(session, user_id=user_id))
+
+
+@router.post(
+    "/users/{user_id}/reset-password",
+    response_model=PasswordReset,
+    operation_id="admin_reset_password",
+    summary="Give a user a one-time temporary password; their tokens stop working",
+    description="The answer shows the temporary password once. With it the user logs in and "
+    "must choose a new password (POST /api/v1/auth/password) before anything else: every "
+    "other endpoint answers 403 until then. Their failed logins are cleared too. A replay "
+    "with the same Idempotency-Key answers the same temporary password.",
+    responses=problem_responses(404, 409),
+)
+async def reset_password(
+    admin: AdminUser, session: WriteSessionDep, hasher: HasherDep, user_id: UserId
+) -> Response:
+    user, temporary = await users.reset_password(session, user_id=user_id, hasher=hasher)
+    body = PasswordReset(user=UserRead.model_validate(user), temporary_password=temporary)
+    return model_response(body, headers={"Cache-Control": "no-store"})
 
 
 @router.get(

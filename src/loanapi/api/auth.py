@@ -6,18 +6,24 @@ from fastapi.security import HTTPBasicCredentials, OAuth2PasswordRequestForm
 from loanapi.api.deps import (
     V1,
     Basic,
+    BearerToken,
     CodecDep,
     CurrentUser,
+    HasherDep,
     ReadSessionDep,
+    SettingsDep,
+    TokenHolder,
     WriteSessionDep,
     authenticate_user,
+    client_address,
     register_user,
 )
 from loanapi.errors import Unauthorized, problem_responses
 from loanapi.security import TokenCodec
+from loanapi.users import service as users
 from loanapi.users.models import Role
 from loanapi.users.records import Caller, UserRecord
-from loanapi.users.schemas import Token, UserCreate, UserRead
+from loanapi.users.schemas import PasswordChange, Token, UserCreate, UserRead
 
 router = APIRouter(prefix=f"{V1}/auth", tags=["auth"])
 basic = Basic(auto_error=False, description="Username and password")
@@ -107,3 +113,53 @@ async def login(
 )
 async def me(user: CurrentUser) -> Caller:
     return user
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    operation_id="auth_logout",
+    summary="End this token now (other tokens of the account go on)",
+    responses=problem_responses(401),
+)
+async def logout(
+    holder: TokenHolder, token: BearerToken, session: WriteSessionDep, codec: CodecDep
+) -> Response:
+    assert token is not None  # the holder has one
+    await users.logout(session, claims=users.token_claims(token, codec))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/password",
+    status_code=204,
+    operation_id="auth_change_password",
+    summary="Change your password; every other token of the account stops working",
+    description="This token goes on working; every other token of the account is revoked. "
+    "A wrong current password counts as a failed login (the same lockout). After an admin's "
+    "reset, this is the only endpoint (besides logout) the account may call.",
+    responses=problem_responses(401, 409, 422, 429),
+)
+async def change_password(
+    data: PasswordChange,
+    request: Request,
+    holder: TokenHolder,
+    token: BearerToken,
+    session: WriteSessionDep,
+    codec: CodecDep,
+    hasher: HasherDep,
+    settings: SettingsDep,
+) -> Response:
+    assert token is not None
+    await users.change_password(
+        session,
+        caller=holder,
+        claims=users.token_claims(token, codec),
+        current_password=data.current_password,
+        new_password=data.new_password,
+        address=client_address(request),
+        hasher=hasher,
+        settings=settings,
+        writers=request.app.state.sessions.writers,
+    )
+    return Response(status_code=204)

@@ -109,6 +109,12 @@ class Basic(HTTPBasic):
 
 
 async def current_user(request: Request, session: ReadSessionDep, token: BearerToken) -> Caller:
+    return await _caller(request, session, token, changing_password=False)
+
+
+async def _caller(
+    request: Request, session: ReadSession, token: str | None, *, changing_password: bool
+) -> Caller:
     # Loaded once per request: the role gates call this directly (not as a dependency, which
     # FastAPI would have cached), and other dependencies (Idempotency-Key) ask for it too.
     cached: Caller | None = getattr(request.state, "caller", None)
@@ -116,7 +122,9 @@ async def current_user(request: Request, session: ReadSessionDep, token: BearerT
         return cached
     if not token:
         raise Unauthorized("Not authenticated")
-    caller = await users.user_from_token(session, token=token, codec=request.app.state.codec)
+    caller = await users.user_from_token(
+        session, token=token, codec=request.app.state.codec, changing_password=changing_password
+    )
     # A write request's own transaction runs on another connection: give this one back now.
     await release(session)
     request.state.caller = caller
@@ -125,6 +133,15 @@ async def current_user(request: Request, session: ReadSessionDep, token: BearerT
 
 
 CurrentUser = Annotated[Caller, Depends(current_user)]
+
+
+async def token_holder(request: Request, session: ReadSessionDep, token: BearerToken) -> Caller:
+    """The caller, also when an admin reset their password and they have not chosen a new one
+    yet (the endpoints that let them: change the password, log out)."""
+    return await _caller(request, session, token, changing_password=True)
+
+
+TokenHolder = Annotated[Caller, Depends(token_holder)]
 
 
 def require_role(role: Role) -> Callable[..., Awaitable[Caller]]:

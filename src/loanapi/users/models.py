@@ -2,7 +2,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, String, func
+from sqlalchemy import Boolean, ForeignKey, Index, String, false, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loanapi.clock import utcnow
@@ -40,6 +40,14 @@ class User(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Tokens issued before this moment are revoked (a password change or reset), except the
+    # one that changed the password (`kept_token`, its jti).
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    kept_token: Mapped[str | None] = mapped_column(String(64))
+    # Set by an admin's reset: the user must choose a password before anything else.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     __table_args__ = (
         Index("uq_users_username_lower", func.lower(username), unique=True),
@@ -47,3 +55,15 @@ class User(Base):
         Index("ix_users_role_status_created", "role", "status", "created_at", "id"),
         Index("ix_users_created", "created_at", "id"),
     )
+
+
+class RevokedToken(Base):
+    """A token ended by its holder (`POST /auth/logout`), kept until it would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_revoked_tokens_expires_at", "expires_at"),)

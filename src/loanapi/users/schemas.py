@@ -12,6 +12,8 @@ Username = Annotated[
     str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
 ]
 
+Password = Annotated[str, Field(min_length=1, max_length=128)]
+
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(
@@ -31,8 +33,25 @@ class UserCreate(BaseModel):
     username: Username
     email: Annotated[EmailStr, StringConstraints(max_length=320)]
     # The configured minimum is checked by the service; 128 is the contract's maximum.
-    password: Annotated[str, Field(min_length=1, max_length=128)]
+    password: Password
     phone: Annotated[str | None, Field(max_length=32, pattern=PLAIN_TEXT)] = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"current_password": "correct-horse-battery", "new_password": "staple-moon-42-lamp"}
+            ]
+        },
+    )
+
+    current_password: Password
+    new_password: Password = Field(
+        description="At least LOANAPI_PASSWORD_MIN_LENGTH (default 8) characters; not the "
+        "username or e-mail address, not one of the 10,000 most common passwords"
+    )
 
 
 class UserRead(BaseModel):
@@ -51,3 +70,11 @@ class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int = Field(description="Seconds until the token expires")
+
+
+class PasswordReset(BaseModel):
+    user: UserRead
+    temporary_password: str = Field(
+        description="Shown once: give it to the user, who must choose a new password with it "
+        "(POST /api/v1/auth/password) before anything else"
+    )

@@ -1,19 +1,20 @@
 """Users: registration, login, token holders, and the admin's decisions on accounts."""
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, bindparam, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from loanapi import throttle
 from loanapi.clock import utcnow
 from loanapi.config import Settings
-from loanapi.db import WriteSession, fetch
+from loanapi.db import WriteSession, fetch, release
 from loanapi.errors import (
     Conflict,
     Forbidden,
@@ -23,8 +24,8 @@ from loanapi.errors import (
 )
 from loanapi.orm import MAX_ID
 from loanapi.pagination import PageParams, keyset, oldest_first
-from loanapi.security import Hasher, InvalidToken, TokenCodec
-from loanapi.users.models import Role, User, UserStatus
+from loanapi.security import ExpiredToken, Hasher, InvalidToken, TokenClaims, TokenCodec
+from loanapi.users.models import RevokedToken, Role, User, UserStatus
 from loanapi.users.records import FIELDS, Caller, UserRecord
 from loanapi.users.schemas import UserCreate
 from loanapi.webhooks import outbox
@@ -56,8 +57,28 @@ class AccountStateConflict(Conflict):
 
 
 class InvalidTokenError(Unauthorized):
+    """RFC 6750's invalid_token, with a description that says why in a few words (expired,
+    revoked, account disabled) and no more."""
+
+    def __init__(self, detail: str = "The token is invalid") -> None:
+        description = detail.replace("\\", "").replace('"', "")
+        super().__init__(
+            detail, scheme=f'Bearer error="invalid_token", error_description="{description}"'
+        )
+
+
+TOKEN_EXPIRED = "The token has expired"
+TOKEN_REVOKED = "The token has been revoked"
+ACCOUNT_DISABLED = "The account is disabled"
+ACCOUNT_NOT_ACTIVE = "The account is not active"
+
+
+class PasswordChangeRequired(Forbidden):
     def __init__(self) -> None:
-        super().__init__("The token is invalid or expired")
+        super().__init__(
+            "Your password was reset by an admin: choose a new one with POST "
+            "/api/v1/auth/password before anything else"
+        )
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -80,12 +101,9 @@ async def register(
         limit = _register_limit(settings)
         await throttle.check(session, limit, address)
         await throttle.record(session, (limit, address))
-    if len(data.password) < settings.password_min_length:
-        raise Unprocessable.field(
-            ("body", "password"),
-            f"String should have at least {settings.password_min_length} characters",
-            "string_too_short",
-        )
+    check_password(
+        data.password, username=data.username, email=data.email, settings=settings, field="password"
+    )
     await _ensure_unique(session, data.username, data.email)
     password_hash = await hasher.hash(data.password)
     user = User(
@@ -115,6 +133,45 @@ async def _ensure_unique(session: AsyncSession, username: str, email: str) -> No
         raise Conflict("That email is already registered")
 
 
+# --- passwords --------------------------------------------------------------------------------
+
+COMMON_PASSWORDS = 10_000  # refused: the most common passwords, as zxcvbn ranks them
+
+
+def check_password(
+    password: str, *, username: str, email: str, settings: Settings, field: str
+) -> None:
+    """Refuse, with a 422 on `field` that says why, a password that is too short, equal to
+    the username or e-mail address, or one of the most common passwords."""
+
+    def refuse(message: str, kind: str) -> Unprocessable:
+        return Unprocessable.field(("body", field), message, kind)
+
+    if len(password) < settings.password_min_length:
+        raise refuse(
+            f"String should have at least {settings.password_min_length} characters",
+            "string_too_short",
+        )
+    lowered = password.casefold()
+    if lowered in {username.casefold(), email.casefold(), email.casefold().partition("@")[0]}:
+        raise refuse("The password must not be the username or e-mail address", "password_personal")
+    if _common_rank(lowered) <= COMMON_PASSWORDS:
+        raise refuse(
+            f"This password is one of the {COMMON_PASSWORDS:,} most common passwords, the "
+            "first ones an attacker tries: choose another",
+            "password_common",
+        )
+
+
+def _common_rank(password: str) -> int:
+    # zxcvbn's list of 30,000 passwords from breaches, ranked by frequency (imported on first
+    # use: building its dictionaries takes ~30 ms).
+    from zxcvbn.matching import RANKED_DICTIONARIES
+
+    rank: int = RANKED_DICTIONARIES["passwords"].get(password, COMMON_PASSWORDS + 1)
+    return rank
+
+
 # --- login ------------------------------------------------------------------------------------
 
 
@@ -137,13 +194,17 @@ async def authenticate(
     if not username.isprintable():  # no such user can exist; some bytes PostgreSQL cannot store
         await hasher.dummy_verify(password)
         raise InvalidCredentials
-    per_user, per_address = _login_limits(settings)
-    await throttle.check(session, per_user, username)
+    per_pair, per_address, per_user = _login_limits(settings)
+    pair = _pair(username, address)
+    await throttle.check(session, per_pair, pair)
     await throttle.check(session, per_address, address)
-    failed = ((per_user, username), (per_address, address))
+    user_failures = await throttle.count(session, per_user, username)
+    failed = ((per_pair, pair), (per_address, address), (per_user, username))
     user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     # Give the connection back before the slow hash: a login storm must not hold the pool.
     await session.close()
+    if delay := slowdown(user_failures, settings):
+        await asyncio.sleep(delay)
     if user is None:
         await hasher.dummy_verify(password)
         await throttle.record_apart(writers, *failed)
@@ -161,14 +222,31 @@ async def authenticate(
     return UserRecord.of_entity(user)
 
 
-def _login_limits(settings: Settings) -> tuple[throttle.Limit, throttle.Limit]:
+MAX_SLOWDOWN = 10.0  # seconds
+
+
+def slowdown(user_failures: int, settings: Settings) -> float:
+    """Seconds each login attempt for a username waits once it has failed
+    `login_slowdown_after` times in the window (from any addresses): half a second, doubling
+    with every 10 more failures, at most 10 s. A delay, never a lock: the owner still gets in."""
+    beyond = user_failures - settings.login_slowdown_after
+    if beyond < 0:
+        return 0.0
+    return float(min(MAX_SLOWDOWN, 0.5 * 2 ** (beyond // 10)))
+
+
+def _pair(username: str, address: str) -> str:
+    return f"{username}|{address}"
+
+
+def _login_limits(settings: Settings) -> tuple[throttle.Limit, throttle.Limit, throttle.Limit]:
     window = timedelta(minutes=settings.login_window_minutes)
     return (
         throttle.Limit(
-            "login_user",
+            "login_pair",
             settings.login_max_failures,
             window,
-            "Too many failed logins for this username; try again later.",
+            "Too many failed logins for this username from this address; try again later.",
         ),
         throttle.Limit(
             "login_address",
@@ -176,7 +254,22 @@ def _login_limits(settings: Settings) -> tuple[throttle.Limit, throttle.Limit]:
             window,
             "Too many failed logins from this address; try again later.",
         ),
+        throttle.Limit("login_user", settings.login_slowdown_after, window, ""),
     )
+
+
+async def unlock(session: WriteSession, *, user_id: int) -> UserRecord:
+    """Forget the user's failed logins: every address may try again at once, without delay."""
+    row = (await session.execute(_CALLER_BY_ID, {"id": user_id, "jti": ""})).mappings().first()
+    if row is None:
+        raise NotFound(f"No user with id {user_id}")
+    await _clear_failures(session, str(row["username"]))
+    return UserRecord.of(row)
+
+
+async def _clear_failures(session: WriteSession, username: str) -> None:
+    await throttle.clear(session, "login_pair", _pair(username, ""), prefix=True)
+    await throttle.clear(session, "login_user", username)
 
 
 def _register_limit(settings: Settings) -> throttle.Limit:
@@ -198,23 +291,152 @@ async def _save_hash(
 
 
 _RECORD_COLUMNS = tuple(User.__table__.c[name] for name in FIELDS)
-_CALLER_BY_ID = select(*_RECORD_COLUMNS).where(User.__table__.c.id == bindparam("id"))
+# The token's user and whether the token still stands, in one statement (every request).
+_CALLER_BY_ID = select(
+    *_RECORD_COLUMNS,
+    User.tokens_valid_after,
+    User.kept_token,
+    User.must_change_password,
+    exists().where(RevokedToken.jti == bindparam("jti")).label("logged_out"),
+).where(User.__table__.c.id == bindparam("id"))
 
 
-async def user_from_token(session: AsyncSession, *, token: str, codec: TokenCodec) -> Caller:
-    """The token's user, reloaded now: a disabled or rejected user's token stops working."""
+async def user_from_token(
+    session: AsyncSession, *, token: str, codec: TokenCodec, changing_password: bool = False
+) -> Caller:
+    """The token's user, reloaded now: a disabled or rejected user's token stops working, and
+    so does a token logged out or issued before the password last changed. A user whose
+    password an admin reset may only choose a new one (`changing_password`)."""
+    claims = token_claims(token, codec)
+    # A Core read, not session.get: this runs on every request, and the ORM's execution and
+    # identity map cost more than the query. The caller is a detached User (read, never changed).
+    rows = await fetch(session, _CALLER_BY_ID, {"id": claims.user_id, "jti": claims.jti})
+    if not rows:
+        raise InvalidTokenError
+    row = rows[0]
+    if row["status"] is UserStatus.disabled:
+        raise InvalidTokenError(ACCOUNT_DISABLED)
+    if row["status"] is not UserStatus.active:
+        raise InvalidTokenError(ACCOUNT_NOT_ACTIVE)
+    if row["logged_out"] or _superseded(claims, row["tokens_valid_after"], row["kept_token"]):
+        raise InvalidTokenError(TOKEN_REVOKED)
+    if row["must_change_password"] and not changing_password:
+        raise PasswordChangeRequired
+    return UserRecord.of(row)
+
+
+def token_claims(token: str, codec: TokenCodec) -> TokenClaims:
+    """The token's claims when its signature and expiry hold, else InvalidTokenError."""
     try:
         claims = codec.read(token)
+    except ExpiredToken as exc:
+        raise InvalidTokenError(TOKEN_EXPIRED) from exc
     except InvalidToken as exc:
         raise InvalidTokenError from exc
     if not 1 <= claims.user_id <= MAX_ID:
         raise InvalidTokenError
-    # A Core read, not session.get: this runs on every request, and the ORM's execution and
-    # identity map cost more than the query. The caller is a detached User (read, never changed).
-    rows = await fetch(session, _CALLER_BY_ID, {"id": claims.user_id})
-    if not rows or rows[0]["status"] is not UserStatus.active:
+    return claims
+
+
+def _superseded(claims: TokenClaims, valid_after: datetime | None, kept: str | None) -> bool:
+    return valid_after is not None and claims.issued_at < valid_after and claims.jti != kept
+
+
+# --- logout, password change and reset ---------------------------------------------------------
+
+
+async def logout(session: WriteSession, *, claims: TokenClaims) -> None:
+    """End this token now (kept until it would have expired; older entries dropped)."""
+    now = utcnow()
+    await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+    exists_already = await session.get(RevokedToken, claims.jti)
+    if exists_already is None:
+        session.add(
+            RevokedToken(jti=claims.jti, user_id=claims.user_id, expires_at=claims.expires_at)
+        )
+        await session.flush()
+
+
+async def change_password(
+    session: WriteSession,
+    *,
+    caller: Caller,
+    claims: TokenClaims,
+    current_password: str,
+    new_password: str,
+    address: str,
+    hasher: Hasher,
+    settings: Settings,
+    writers: async_sessionmaker[WriteSession],
+) -> None:
+    """Set a new password; every other token of the user stops working, this one goes on.
+
+    A wrong current password counts as a failed login (the same lockout), so a stolen token
+    cannot guess the password faster than the login form. No transaction is held during the
+    hashes: the new hash is saved only if the stored one did not change meanwhile.
+    """
+    per_pair, _, per_user = _login_limits(settings)
+    pair = _pair(caller.username, address)
+    await throttle.check(session, per_pair, pair)
+    stored = await session.scalar(select(User.password_hash).where(User.id == caller.id))
+    await release(session)
+    if stored is None:
         raise InvalidTokenError
-    return UserRecord.of(rows[0])
+    valid, _ = await hasher.verify(current_password, stored)
+    if not valid:
+        await throttle.record_apart(writers, (per_pair, pair), (per_user, caller.username))
+        raise Unprocessable.field(
+            ("body", "current_password"), "This is not your current password", "password_incorrect"
+        )
+    check_password(
+        new_password,
+        username=caller.username,
+        email=caller.email,
+        settings=settings,
+        field="new_password",
+    )
+    if new_password == current_password:
+        raise Unprocessable.field(
+            ("body", "new_password"),
+            "The new password must differ from the current one",
+            "password_unchanged",
+        )
+    new_hash = await hasher.hash(new_password)
+    values = {"password_hash": new_hash, "must_change_password": False, "kept_token": claims.jti}
+    changed = await session.execute(
+        update(User)
+        .where(User.id == caller.id, User.password_hash == stored)
+        .values(**values, tokens_valid_after=utcnow(), updated_at=utcnow())
+    )
+    if not changed.rowcount:  # type: ignore[attr-defined]
+        raise Conflict("The password was changed meanwhile; log in again")
+
+
+async def reset_password(
+    session: WriteSession, *, user_id: int, hasher: Hasher
+) -> tuple[UserRecord, str]:
+    """A one-time temporary password for the user, who must choose a new one at once; their
+    tokens stop working. Returns the user and the temporary password (shown once)."""
+    temporary = secrets.token_urlsafe(12)
+    new_hash = await hasher.hash(temporary)
+    statement = (
+        update(User)
+        .where(User.id == user_id)
+        .values(
+            password_hash=new_hash,
+            must_change_password=True,
+            tokens_valid_after=utcnow(),
+            kept_token=None,
+            updated_at=utcnow(),
+        )
+        .returning(*_RECORD_COLUMNS)
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.execute(statement)).mappings().first()
+    if row is None:
+        raise NotFound(f"No user with id {user_id}")
+    await _clear_failures(session, str(row["username"]))
+    return UserRecord.of(row), temporary
 
 
 # --- listing ----------------------------------------------------------------------------------
