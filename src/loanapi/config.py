@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     register_window_minutes: int = Field(default=60, ge=1)
     docs: bool = True
     db_pool_size: int = Field(default=10, ge=1)
+    # How long a request waits for a database connection (on SQLite: for the write lock) before
+    # it is answered 503 with Retry-After.
+    db_timeout_seconds: float = Field(default=30, gt=0, le=600)
     # Close of business runs every day at this UTC time for the day before (SERVICING.md).
     cob_time: str = Field(default="00:05", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     # A full cron expression instead of cob_time (minute hour day month weekday, or with seconds

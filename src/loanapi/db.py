@@ -9,11 +9,13 @@ raw asyncpg connections of its own. Nothing is inferred from the HTTP method.
 import asyncio
 import functools
 import json
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import sqlalchemy.exc
 from sqlalchemy import JSON, Enum, Select, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -37,7 +39,7 @@ class WriteSession(AsyncSession):
     """One transaction: the caller commits it when the work is done, or rolls it back."""
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_seconds: float) -> None:
     """Foreign keys and WAL on every connection; transactions begun by us, not by pysqlite.
 
     pysqlite's own implicit BEGIN is turned off so that a write request can start with
@@ -52,7 +54,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -63,13 +65,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
     if settings.is_sqlite:
-        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30}, **kwargs)
-        _configure_sqlite(engine)
+        timeout = settings.db_timeout_seconds
+        engine = create_async_engine(
+            settings.database_url, connect_args={"timeout": timeout}, **kwargs
+        )
+        _configure_sqlite(engine, timeout)
         return engine
     if "poolclass" not in kwargs:
         # A fixed pool: an overflow pool churns connections under load (PERFORMANCE-NOTES.md).
         kwargs.setdefault("pool_size", settings.db_pool_size)
         kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", settings.db_timeout_seconds)
         # No pre-ping: it costs a round trip per checkout; stale connections are recycled.
         kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(settings.database_url, **kwargs)
@@ -101,7 +107,7 @@ def create_sessions(engine: AsyncEngine, settings: Settings) -> Sessions:
         read_pool = None
     else:
         read_bind, write_bind = engine.execution_options(isolation_level="AUTOCOMMIT"), engine
-        read_pool = ReadPool(engine, settings.db_pool_size)
+        read_pool = ReadPool(engine, settings.db_pool_size, settings.db_timeout_seconds)
     options: dict[str, Any] = {"expire_on_commit": False, "autoflush": False}
     return Sessions(
         readers=async_sessionmaker(read_bind, class_=ReadSession, **options),
@@ -130,20 +136,27 @@ class ReadPool:
     run dry with every request waiting for its second one). Opened on first use.
     """
 
-    def __init__(self, engine: AsyncEngine, size: int) -> None:
+    def __init__(self, engine: AsyncEngine, size: int, timeout: float = 30) -> None:
         args, kwargs = engine.dialect.create_connect_args(engine.url)
         for name in SQLALCHEMY_ONLY:  # read by SQLAlchemy's adapter, unknown to asyncpg
             kwargs.pop(name, None)
         self._connect = (args, kwargs)
         self._size = size
+        self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
     async def fetch(self, sql: str, args: Sequence[Any]) -> list[asyncpg.Record]:
         pool = self._pool or await self._open()
-        async with pool.acquire() as connection:
+        try:
+            connection = await pool.acquire(timeout=self._timeout)
+        except TimeoutError:
+            raise PoolExhausted(f"no read connection free within {self._timeout:g} s") from None
+        try:
             records: list[asyncpg.Record] = await connection.fetch(sql, *args)
             return records
+        finally:
+            await pool.release(connection)
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:
@@ -158,6 +171,38 @@ class ReadPool:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+class PoolExhausted(Exception):
+    """No connection of a pool came free in time."""
+
+
+# SQLSTATEs of a database that is overloaded rather than wrong: too many connections, not
+# accepting connections now (starting or shutting down), a statement or lock wait cancelled by
+# its timeout.
+SATURATED_STATES = {
+    "53300": "too many connections",
+    "57P03": "not accepting connections",
+    "57014": "statement timeout",
+    "55P03": "lock timeout",
+}
+
+
+def saturation(exc: BaseException) -> str | None:
+    """What overloaded the database when `exc` says it was (the answer is then 503 with
+    Retry-After, not 500), else None."""
+    if isinstance(exc, PoolExhausted | sqlalchemy.exc.TimeoutError):
+        return "connection pool exhausted"
+    original = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if state in SATURATED_STATES:
+        return SATURATED_STATES[state]
+    sqlite_error = isinstance(original, sqlite3.OperationalError)
+    if sqlite_error or isinstance(exc, sqlalchemy.exc.OperationalError):
+        if "database is locked" in str(original):  # SQLite's busy timeout ran out
+            return "database locked"
+    cause = exc.__cause__
+    return saturation(cause) if cause is not None and cause is not exc else None
 
 
 SQLALCHEMY_ONLY = (

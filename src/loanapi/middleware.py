@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from loanapi.db import saturation
 from loanapi.observability import observe
 
 log = logging.getLogger("loanapi")
@@ -30,6 +31,12 @@ _INTERNAL_ERROR = _problem(
     500, "Internal Server Error", "An unexpected error occurred; it has been logged."
 )
 _TOO_LARGE = _problem(413, "Content Too Large", TOO_LARGE)
+RETRY_AFTER_SECONDS = 5
+_UNAVAILABLE = _problem(
+    503,
+    "Service Unavailable",
+    f"The database is overloaded; nothing was changed. Try again in {RETRY_AFTER_SECONDS} s.",
+)
 
 
 class RequestContextMiddleware:
@@ -95,24 +102,35 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, limited_receive, watched_send)
-        except Exception:
+        except Exception as exc:
+            if (cause := saturation(exc)) is not None:
+                # Logged once, without a traceback: an overloaded database is not a bug.
+                request_id = scope["state"]["request_id"]
+                log.warning(
+                    "database saturated (%s) on %s %s, request %s: answered 503",
+                    cause,
+                    scope.get("method"),
+                    scope.get("path"),
+                    request_id,
+                )
+                if started:
+                    raise
+                await self._send(send, 503, _UNAVAILABLE, retry_after=RETRY_AFTER_SECONDS)
+                return
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
             await self._send(send, 500, _INTERNAL_ERROR)
 
     @staticmethod
-    async def _send(send: Send, status: int, body: bytes) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+    async def _send(send: Send, status: int, body: bytes, retry_after: int | None = None) -> None:
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if retry_after is not None:
+            headers.append((b"retry-after", str(retry_after).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod

@@ -306,3 +306,20 @@ async def test_registration_refuses_guessable_passwords(client, role, username, 
     problem = assert_field_error(refused, "body", "password")
     assert words in problem["detail"]
     assert (await token_form(client, username, password)).status_code == 401
+
+
+async def test_passwords_from_8_to_128_characters_of_any_kind_are_accepted(client):
+    short = {"username": "shorty", "email": "shorty@example.com", "password": "k9$Tq2z"}
+    problem = assert_field_error(
+        await client.post("/api/v1/auth/register/customer", json=short), "body", "password"
+    )
+    assert "at least 8" in problem["detail"]
+    too_long = {**short, "password": "x" * 129}
+    assert_field_error(
+        await client.post("/api/v1/auth/register/customer", json=too_long), "body", "password"
+    )
+    for n, password in enumerate(["k9$Tq2zW", "q" * 128, "  spaces inside  ", "пароль-для-входа"]):
+        body = {"username": f"fine{n}", "email": f"fine{n}@example.com", "password": password}
+        created = await client.post("/api/v1/auth/register/customer", json=body)
+        assert created.status_code == 201, created.text
+        assert (await token_form(client, f"fine{n}", password)).status_code == 200

@@ -109,7 +109,9 @@ async def login(
     response_model=UserRead,
     operation_id="auth_me",
     summary="The caller's own account",
-    responses=problem_responses(401),
+    responses=problem_responses(
+        401, notes={403: "An admin reset the password: choose a new one first"}
+    ),
 )
 async def me(user: CurrentUser) -> Caller:
     return user
