@@ -1,6 +1,7 @@
 """Accounts against abuse (issue 16): Basic credentials in UTF-8, token errors that say why,
 lockouts an attacker cannot turn on the owner, logout, password change and reset."""
 
+import asyncio
 import base64
 import time
 import uuid
@@ -323,3 +324,12 @@ async def test_passwords_from_8_to_128_characters_of_any_kind_are_accepted(clien
         created = await client.post("/api/v1/auth/register/customer", json=body)
         assert created.status_code == 201, created.text
         assert (await token_form(client, f"fine{n}", password)).status_code == 200
+
+
+async def test_concurrent_logouts_of_one_token_all_end_well(client, customer):
+    logouts = [client.post("/api/v1/auth/logout", headers=customer.headers) for _ in range(8)]
+    statuses = sorted(response.status_code for response in await asyncio.gather(*logouts))
+    assert statuses[0] == 204
+    assert set(statuses) <= {204, 401}
+    gone = await client.get("/api/v1/auth/me", headers=customer.headers)
+    assert_token_error(gone, "The token has been revoked")

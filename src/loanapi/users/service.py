@@ -347,14 +347,13 @@ def _superseded(claims: TokenClaims, valid_after: datetime | None, kept: str | N
 
 async def logout(session: WriteSession, *, claims: TokenClaims) -> None:
     """End this token now (kept until it would have expired; older entries dropped)."""
-    now = utcnow()
-    await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
-    exists_already = await session.get(RevokedToken, claims.jti)
-    if exists_already is None:
-        session.add(
-            RevokedToken(jti=claims.jti, user_id=claims.user_id, expires_at=claims.expires_at)
-        )
-        await session.flush()
+    await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
+    revoked = RevokedToken(jti=claims.jti, user_id=claims.user_id, expires_at=claims.expires_at)
+    try:
+        async with session.begin_nested():
+            session.add(revoked)
+    except IntegrityError:
+        pass  # the same token logged out by a concurrent request: revoked either way
 
 
 async def change_password(
