@@ -11,6 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from loanapi import __version__
 from loanapi.app import close_databases, create_app
 from loanapi.cli import app as cli
 from loanapi.config import Settings
@@ -358,3 +359,40 @@ def test_users_unlock_clears_the_failed_logins(db_file):
     assert result.exit_code == 0, result.output
     assert "root unlocked" in result.stdout
     assert login(db_file, "root", ROOT_PASSWORD)[0] == 200
+
+
+def test_version():
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"loanapi {__version__}"
+
+
+def test_db_commands_say_which_database(db_file):
+    upgraded = invoke(["db", "upgrade"], db_file)
+    assert f"database: SQLite {db_file.resolve()}" in upgraded.stdout
+    refused = invoke(["db", "reset"], db_file)
+    assert refused.exit_code == 1
+    assert str(db_file.resolve()) in refused.output
+    label = Settings(
+        database_url="postgresql+asyncpg://loan:hunter2@db.example:5432/loans", _env_file=None
+    ).database_label
+    assert label == "postgresql+asyncpg://loan:***@db.example:5432/loans"
+
+
+def test_users_list_shows_the_accounts_with_filters(db_file):
+    assert invoke(["db", "reset", "--yes"], db_file).exit_code == 0
+    assert create_admin(db_file, "second", "s@example.com", "p" * 10).exit_code == 0
+    everyone = invoke(["users", "list"], db_file)
+    assert everyone.exit_code == 0, everyone.output
+    lines = everyone.stdout.splitlines()
+    assert lines[0].split() == ["id", "username", "role", "status", "email", "created"]
+    assert [line.split()[1:4] for line in lines[1:3]] == [
+        ["root", "admin", "active"],
+        ["second", "admin", "active"],
+    ]
+    assert lines[-1] == "2 users"
+    customers = invoke(["users", "list", "--role", "customer"], db_file)
+    assert customers.stdout.splitlines()[-1] == "0 users"
+    bad = invoke(["users", "list", "--status", "sleeping"], db_file)
+    assert bad.exit_code == 2
+    assert "sleeping" in bad.output

@@ -339,3 +339,27 @@ def test_servicing_migration_keeps_old_loans_and_downgrades_only_without_money(f
     assert _run(fresh_url, "SELECT id, loan_id FROM repayments")[0] == [(repayment_id, 3)]
     assert _run(fresh_url, "SELECT status, version FROM loans WHERE id = 3")[0] == [("active", 5)]
     assert _run(fresh_url, "SELECT count(*) FROM loan_products WHERE grace_days = 5")[0] == [(4,)]
+
+
+def test_token_revocation_migration_down_and_up_keeps_users_and_their_unique_names(fresh_url):
+    """0011 adds columns to `users` in place: its expression indexes (unique lower(username),
+    lower(email)), which a table copy would lose on SQLite, hold across a downgrade and an
+    upgrade, and the users with them."""
+    config = migrate.alembic_config(fresh_url, configure_logging=False)
+    command.upgrade(config, "0010")
+    insert = (
+        "INSERT INTO users (public_id, username, email, password_hash, role, status, created_at,"
+        " updated_at) VALUES ('{n}', '{n}', '{n}@example.com', 'x', 'customer', 'active',"
+        " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+    )
+    _run(fresh_url, insert.format(n="Kept"))
+    command.upgrade(config, "head")
+    assert _run(fresh_url, "SELECT username, must_change_password FROM users")[0] == [
+        ("Kept", False)
+    ]
+    command.downgrade(config, "0010")
+    command.upgrade(config, "head")
+    assert _revision(fresh_url) == HEAD
+    assert _run(fresh_url, "SELECT username FROM users")[0] == [("Kept",)]
+    with pytest.raises(IntegrityError):
+        _run(fresh_url, insert.format(n="kept").replace("'kept@", "'other@"))

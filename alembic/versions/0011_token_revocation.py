@@ -24,14 +24,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("tokens_valid_after", UTCDateTime(), nullable=True))
-        batch.add_column(sa.Column("kept_token", sa.String(length=64), nullable=True))
-        batch.add_column(
-            sa.Column(
-                "must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
-        )
+    # Plain ALTER TABLE on both engines (SQLite >= 3.35 drops columns too): a batch copy of
+    # `users` on SQLite would lose its expression indexes (unique lower(username), lower(email)),
+    # which SQLAlchemy cannot reflect.
+    op.add_column("users", sa.Column("tokens_valid_after", UTCDateTime(), nullable=True))
+    op.add_column("users", sa.Column("kept_token", sa.String(length=64), nullable=True))
+    op.add_column(
+        "users",
+        sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     op.create_table(
         "revoked_tokens",
         sa.Column("jti", sa.String(length=64), nullable=False),
@@ -51,7 +52,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_revoked_tokens_expires_at", table_name="revoked_tokens")
     op.drop_table("revoked_tokens")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("must_change_password")
-        batch.drop_column("kept_token")
-        batch.drop_column("tokens_valid_after")
+    for column in ("must_change_password", "kept_token", "tokens_valid_after"):
+        op.drop_column("users", column)

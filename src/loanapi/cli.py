@@ -15,18 +15,17 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from loanapi import migrate
+from loanapi import __version__, migrate
 from loanapi.config import Settings, describe
 from loanapi.observability import logging_config
 
 app = typer.Typer(
-    help="loanapi: a loan origination REST API. Configure with LOANAPI_* environment variables.",
     no_args_is_help=True,
     add_completion=False,
 )
 db = typer.Typer(help="Database schema: migrate, or reset to empty.", no_args_is_help=True)
 app.add_typer(db, name="db")
-users_app = typer.Typer(help="Accounts: unlock, reset a password.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts: list, unlock, reset a password.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
 
@@ -105,10 +104,31 @@ def serve(
     )
 
 
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"loanapi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """loanapi: a loan origination and servicing REST API. Configure with LOANAPI_* environment
+    variables (or a .env file)."""
+
+
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    migrate.upgrade(_settings().database_url)
+    settings = _settings()
+    typer.echo(f"database: {settings.database_label}")
+    migrate.upgrade(settings.database_url)
     typer.echo("database is at the latest revision")
 
 
@@ -118,9 +138,11 @@ def db_reset(
 ) -> None:
     """Drop every table, migrate from scratch and recreate the admin (the old `recreate_db`)."""
     if not yes:
-        typer.echo("This deletes every row. Run again with --yes to confirm.", err=True)
+        label = _settings().database_label
+        typer.echo(f"This deletes every row of {label}. Run again with --yes to confirm.", err=True)
         raise typer.Exit(1)
     settings = _settings()
+    typer.echo(f"database: {settings.database_label}")
     with typer.progressbar(length=3, label="Resetting the database") as progress:
         migrate.reset(settings)
         progress.update(2)
@@ -217,6 +239,56 @@ async def _user_id(session: Any, username: str) -> int:
         typer.echo(f"No user named {username}", err=True)
         raise typer.Exit(1)
     return int(found)
+
+
+@users_app.command("list")
+def users_list(
+    role: Annotated[str | None, typer.Option(help="customer, agent or admin")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="active, pending, rejected or disabled")
+    ] = None,
+) -> None:
+    """The accounts, oldest first: id, username, role, status, e-mail, created (UTC)."""
+    from sqlalchemy import select
+
+    from loanapi.users.models import Role, User, UserStatus
+
+    try:
+        roles = [Role(role)] if role else []
+        statuses = [UserStatus(status)] if status else []
+    except ValueError as exc:
+        typer.echo(f"Invalid filter: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rows: list[Any] = []
+
+    async def collect(application: Any) -> None:
+        query = select(User.id, User.username, User.role, User.status, User.email, User.created_at)
+        if roles:
+            query = query.where(User.role.in_(roles))
+        if statuses:
+            query = query.where(User.status.in_(statuses))
+        async with application.state.sessions.read() as session:
+            rows.extend((await session.execute(query.order_by(User.id))).all())
+
+    _with_app(_settings(), collect, "Could not list the users")
+    header = ("id", "username", "role", "status", "email", "created")
+    table = [header] + [
+        (
+            str(r.id),
+            r.username,
+            r.role.value,
+            r.status.value,
+            r.email,
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        typer.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+    typer.echo(f"{len(rows)} users")
 
 
 @users_app.command("unlock")

@@ -3,10 +3,12 @@
 import logging
 import secrets
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 log = logging.getLogger("loanapi")
 
@@ -114,6 +116,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def database_label(self) -> str:
+        """Which database, for people: SQLite's file as an absolute path, a server's URL
+        without its password."""
+        url = make_url(self.database_url)
+        if self.is_sqlite:
+            file = url.database or ""
+            return f"SQLite {Path(file).resolve() if file and file != ':memory:' else ':memory:'}"
+        return url.render_as_string(hide_password=True)
 
     def with_secret(self) -> "Settings":
         """Return settings that carry a signing key, generating one for development."""
