@@ -1,10 +1,11 @@
 """Access log lines, Prometheus metrics and request ids."""
 
+import io
 import json
 import logging
 import logging.config
 
-from loanapi.observability import logging_config
+from loanapi.observability import logging_config, observe
 from tests.conftest import PASSWORD
 
 
@@ -74,3 +75,30 @@ def test_json_log_format_is_one_json_object_per_line(capsys):
     assert parsed["status"] == 200
     assert parsed["level"] == "INFO"
     assert "time" in parsed
+
+
+def test_text_logs_keep_every_access_field():
+    formatter = logging.config.DictConfigurator(logging_config("INFO", "text")).configure_formatter(
+        logging_config("INFO", "text")["formatters"]["default"]
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    loggers = [logging.getLogger("loanapi.access"), logging.getLogger("uvicorn.error")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        observe({"method": "GET", "route": None, "state": {"user_id": 7}}, 404, 0.01234, "req-42")
+        loggers[1].info("Started %d", 1, extra={"color_message": "Started \x1b[36m%d\x1b[0m"})
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    access, started = stream.getvalue().splitlines()
+    assert access.endswith(
+        "loanapi.access request method=GET route=unmatched status=404 duration_ms=12.34 "
+        "request_id=req-42 user_id=7"
+    )
+    assert started.endswith("uvicorn.error Started 1")

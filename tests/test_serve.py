@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from loanapi import __version__
+
 CLI = Path(sys.executable).with_name("loanapi")
 
 
@@ -33,8 +35,10 @@ def test_serve_migrates_bootstraps_and_serves_docs(tmp_path):
     port = free_port()
     env = {
         **os.environ,
-        "LOANAPI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        # relative: the first line says where it is, as an absolute path
+        "LOANAPI_DATABASE_URL": "sqlite+aiosqlite:///./serve.db",
         "LOANAPI_PBKDF2_ROUNDS": "1000",
+        "LOANAPI_LOG_FORMAT": "json",
         "LOANAPI_SECRET_KEY": "",
         "LOANAPI_ADMIN_PASSWORD": "",
     }
@@ -62,6 +66,17 @@ def test_serve_migrates_bootstraps_and_serves_docs(tmp_path):
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)
-    # No admin configured: one was created with a generated password, printed once.
-    assert "Created admin user 'admin' with the generated password:" in output
+    lines = output.splitlines()
+    assert (
+        lines[0] == f"loanapi {__version__}, database: SQLite {(tmp_path / 'serve.db').resolve()}"
+    )
+    # No admin configured: one was created with a generated password, printed once, framed.
+    banner = [line for line in lines if line.startswith("*")]
+    assert banner[0] == banner[-1] == "*" * len(banner[0])
+    assert any(line.startswith("*     password: ") for line in banner)
     assert "tokens will not survive a restart" in output
+    assert "SAWarning" not in output  # the migrations' reflection warning
+    # JSON lines hold no terminal colour codes (uvicorn's color_message)
+    json_lines = [line for line in lines if line.startswith("{")]
+    assert any('"route": "/healthz"' in line for line in json_lines)
+    assert not [line for line in json_lines if "\\u001b" in line or "color_message" in line]

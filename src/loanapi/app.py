@@ -62,12 +62,21 @@ async def bootstrap_admin(app: FastAPI) -> None:
         return
     if password is not None:
         # Printed, not logged: it must reach the operator once and never a log store.
-        print(  # noqa: T201
-            f"Created admin user {settings.admin_username or 'admin'!r} with the generated "
-            f"password: {password}\n"
-            "Set LOANAPI_ADMIN_PASSWORD (or run `loanapi create-admin`) to choose one.",
-            flush=True,
-        )
+        print(admin_banner(settings.admin_username or "admin", password), flush=True)  # noqa: T201
+
+
+def admin_banner(username: str, password: str) -> str:
+    """The first admin's generated password, framed so that it stands out among log lines."""
+    lines = [
+        "The first admin was created:",
+        f"    username: {username}",
+        f"    password: {password}",
+        "Shown once: write it down. Set LOANAPI_ADMIN_PASSWORD (or run",
+        "`loanapi create-admin`) to choose one instead.",
+    ]
+    width = max(len(line) for line in lines)
+    rule = "*" * (width + 4)
+    return "\n".join([rule, *(f"* {line.ljust(width)} *" for line in lines), rule])
 
 
 @asynccontextmanager

@@ -71,6 +71,7 @@ def serve(
 ) -> None:
     """Serve the API with uvicorn (uvloop and httptools when installed)."""
     settings = _settings()
+    typer.echo(f"loanapi {__version__}, database: {settings.database_label}", err=True)
     if not settings.secret_key:
         # One key for every worker: a key per process would reject each other's tokens.
         os.environ["LOANAPI_SECRET_KEY"] = secrets.token_urlsafe(48)

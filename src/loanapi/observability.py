@@ -34,18 +34,47 @@ LATENCY = Histogram(
 )
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# What a LogRecord carries by itself; anything else was passed as `extra=` (the access fields).
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn's copy of a message with ANSI colour codes, for terminals: never in a log line.
+_TERMINAL_ONLY = ("color_message",)
+
+
+class TextFormatter(logging.Formatter):
+    """The plain-text line, then each `extra=` field as key=value (the access log's method,
+    route, status, duration, request id and user), as the JSON lines carry them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = {
+            key: value
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and key not in _TERMINAL_ONLY
+        }
+        return " ".join([line, *(f"{key}={value}" for key, value in extras.items())])
+
+
+class PlainJsonFormatter(JsonFormatter):
+    """JSON lines without uvicorn's colour-coded copy of the message."""
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        for key in _TERMINAL_ONLY:
+            log_data.pop(key, None)
 
 
 def logging_config(level: str, fmt: str) -> dict[str, Any]:
     """A dictConfig for the server process (uvicorn applies it in every worker)."""
     formatter: dict[str, Any] = (
         {
-            "()": JsonFormatter,
+            "()": PlainJsonFormatter,
             "fmt": LOG_FORMAT,
             "rename_fields": {"asctime": "time", "levelname": "level"},
         }
         if fmt == "json"
-        else {"format": LOG_FORMAT}
+        else {"()": TextFormatter, "fmt": LOG_FORMAT}
     )
     config = {
         "version": 1,
