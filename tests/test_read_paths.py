@@ -31,7 +31,7 @@ CORE_ONLY = {
     frozenset({"statuses", "limit"}): "legacy /getloans?status=... by an agent or an admin",
     frozenset({"statuses", "customer_id", "limit"}): "legacy /getloans?status=... by a customer",
 }
-PLAIN_TYPES = (int, str, float, Decimal, datetime)
+PLAIN_TYPES = (bool, int, str, float, Decimal, datetime)
 
 Recorded = tuple[str, Any, dict[str, Any]]
 
