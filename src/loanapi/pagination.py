@@ -2,7 +2,8 @@
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -26,6 +27,8 @@ class Page(BaseModel, Generic[T]):
 class PageParams(BaseModel):
     limit: int
     after: tuple[datetime, int] | None
+    # The list and filters this page's cursors are bound to (`list_scope`); "" binds to none.
+    scope: str = ""
 
     def binds(self) -> dict[str, Any]:
         """The values of a `keyset` statement's bindparams."""
@@ -35,23 +38,45 @@ class PageParams(BaseModel):
         return binds
 
 
-def encode_cursor(created_at: datetime, row_id: int) -> str:
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}".encode()
+# Query parameters that do not choose the rows: a cursor stays good when they change.
+UNBOUND = frozenset({"cursor", "limit", "format"})
+
+
+def list_scope(path: str, query: Iterable[tuple[str, str]]) -> str:
+    """A short digest of the list (its path) and its filters (the query but UNBOUND), which its
+    cursors carry: a cursor is a position in one list, meaningless in another."""
+    filters = sorted((key, value) for key, value in query if key not in UNBOUND)
+    digest = hashlib.sha256(repr((path, filters)).encode()).digest()[:6]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def encode_cursor(created_at: datetime, row_id: int, scope: str = "") -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}|{scope}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
+def decode_cursor(cursor: str, scope: str = "") -> tuple[datetime, int]:
+    """The position in a cursor made for the list and filters `scope` names, else 422."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created, row_id = base64.urlsafe_b64decode(padded.encode("ascii")).decode().split("|")
+        created, row_id, *bound = (
+            base64.urlsafe_b64decode(padded.encode("ascii")).decode().split("|")
+        )
         when = datetime.fromisoformat(created).astimezone(UTC)
-        if created[-6:] != "+00:00" or not 1 <= int(row_id) <= MAX_ID:
+        if created[-6:] != "+00:00" or not 1 <= int(row_id) <= MAX_ID or len(bound) > 1:
             raise ValueError("not a cursor this API issued")
-        return when, int(row_id)
     except (ValueError, OverflowError, UnicodeError, binascii.Error) as exc:
         raise Unprocessable.field(
             ("query", "cursor"), "not a cursor this API issued", "cursor_invalid"
         ) from exc
+    if bound and bound[0] != scope:  # (a cursor from before scopes has none: still good)
+        raise Unprocessable.field(
+            ("query", "cursor"),
+            "this cursor belongs to another list or to other filters: send the same filters "
+            "as for the page that gave it, or start again without a cursor",
+            "cursor_mismatch",
+        )
+    return when, int(row_id)
 
 
 def keyset(
@@ -83,7 +108,9 @@ def page_json(items: TypeAdapter[list[Any]], rows: Sequence[Any], params: PagePa
     validated again (the loan records)."""
     more = len(rows) > params.limit
     rows = rows[: params.limit]
-    cursor = f'"{encode_cursor(*_key(rows[-1]))}"' if more else "null"  # base64url: no escapes
+    cursor = (
+        f'"{encode_cursor(*_key(rows[-1]), params.scope)}"' if more else "null"
+    )  # base64url: no escapes
     return b'{"items":' + items.dump_json(list(rows)) + b',"next_cursor":' + cursor.encode() + b"}"
 
 
@@ -91,7 +118,7 @@ def make_page(rows: Sequence[Any], params: PageParams, item: type[T]) -> Page[T]
     """Turn the rows (mappings or objects) of a `keyset` query into a page of `item`s."""
     more = len(rows) > params.limit
     rows = rows[: params.limit]
-    next_cursor = encode_cursor(*_key(rows[-1])) if more else None
+    next_cursor = encode_cursor(*_key(rows[-1]), params.scope) if more else None
     return Page[item].model_validate(  # type: ignore[valid-type]
         {"items": rows, "next_cursor": next_cursor}, from_attributes=True
     )

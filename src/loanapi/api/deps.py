@@ -20,7 +20,7 @@ from loanapi.loans.ledger import Bucket
 from loanapi.loans.models import LoanStatus, LoanType
 from loanapi.loans.service import LoanFilters
 from loanapi.orm import MAX_ID
-from loanapi.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams, decode_cursor
+from loanapi.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams, decode_cursor, list_scope
 from loanapi.security import Hasher, TokenCodec
 from loanapi.users import service as users
 from loanapi.users.models import Role
@@ -254,7 +254,7 @@ class LoanList:
     page: PageParams
 
 
-async def loan_list(query: Annotated[LoanListQuery, Query()]) -> LoanList:
+async def loan_list(request: Request, query: Annotated[LoanListQuery, Query()]) -> LoanList:
     filters = LoanFilters(
         status=query.status,
         loan_type=query.loan_type,
@@ -277,21 +277,25 @@ async def loan_list(query: Annotated[LoanListQuery, Query()]) -> LoanList:
             raise Unprocessable.field(
                 ("query", name), "must not be before the start", "value_error"
             )
-    return LoanList(filters, page_of(query.limit, query.cursor))
+    return LoanList(filters, page_of(request, query.limit, query.cursor))
 
 
 LoanListDep = Annotated[LoanList, Depends(loan_list)]
 
 
-def page_of(limit: int, cursor: str | None) -> PageParams:
-    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+def page_of(request: Request, limit: int, cursor: str | None) -> PageParams:
+    """The page asked for; its cursors are bound to this list and these filters."""
+    scope = list_scope(request.url.path, request.query_params.multi_items())
+    after = decode_cursor(cursor, scope) if cursor else None
+    return PageParams(limit=limit, after=after, scope=scope)
 
 
 async def page_params(
+    request: Request,
     limit: Annotated[Limit, Query()] = DEFAULT_LIMIT,
     cursor: Annotated[Cursor, Query()] = None,
 ) -> PageParams:
-    return page_of(limit, cursor)
+    return page_of(request, limit, cursor)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
