@@ -23,6 +23,7 @@ key, values final, so the body is `orjson.dumps({"Loans": [dict(row) ...]}, OPT_
 """
 
 import base64
+import hashlib
 import os
 import pickle
 from collections.abc import AsyncIterator
@@ -66,10 +67,13 @@ LEGACY_FILE = os.environ.get("BENCH_FLOOR_LEGACY")
 LEGACY = pickle.loads(Path(LEGACY_FILE).read_bytes()) if LEGACY_FILE else {}
 
 # The statements loanapi's SQLAlchemy engine sends (see bench/README.md to re-capture them).
+# The caller and whether the token still stands (logged out, or issued before a password change).
 USER_SQL = (
     "SELECT users.id, users.public_id, users.username, users.email, users.phone, "
-    "users.role, users.status, users.approved_at, users.created_at, "
-    "users.updated_at \nFROM users \nWHERE users.id = $1::INTEGER"
+    "users.role, users.status, users.approved_at, users.created_at, users.updated_at, "
+    "users.tokens_valid_after, users.kept_token, users.must_change_password, EXISTS (SELECT * "
+    "\nFROM revoked_tokens \nWHERE revoked_tokens.jti = $1::VARCHAR) AS logged_out "
+    "\nFROM users \nWHERE users.id = $2::INTEGER"
 )
 COLUMNS = (
     "id customer_id agent_id loan_type principal annual_rate tenure_months emi total_payable "
@@ -129,15 +133,24 @@ def bound(value: str, upper: bool) -> datetime:
     return moment + timedelta(microseconds=1) if upper else moment
 
 
-def encode_cursor(created_at: datetime, row_id: int) -> str:
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}".encode()
+def list_scope(path: str, query: list[tuple[str, str]]) -> str:
+    """The list and filters a cursor is bound to, as loanapi digests them."""
+    filters = sorted((k, v) for k, v in query if k not in ("cursor", "limit", "format"))
+    digest = hashlib.sha256(repr((path, filters)).encode()).digest()[:6]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def encode_cursor(created_at: datetime, row_id: int, scope: str = "") -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{row_id}|{scope}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    created, row_id = (
+def decode_cursor(cursor: str, scope: str) -> tuple[datetime, int]:
+    created, row_id, bound = (
         base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
     )
+    if bound != scope:
+        raise ValueError("cursor")
     return datetime.fromisoformat(created), int(row_id)
 
 
@@ -153,24 +166,34 @@ def loan_json(row: asyncpg.Record) -> dict:
     return item
 
 
+def revoked(user: asyncpg.Record, claims: dict) -> bool:
+    if user["logged_out"]:
+        return True
+    after = user["tokens_valid_after"]
+    issued = datetime.fromtimestamp(float(claims["iat"]), UTC)
+    return after is not None and issued < after and claims["jti"] != user["kept_token"]
+
+
 async def admin_of(request: Request, conn: asyncpg.Connection) -> None:
     """Verify the bearer token and load its user: 401 unless valid and active, 403 unless admin."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "Not authenticated")
     try:
-        user_id = int(decode(token, SECRET)["sub"])
+        claims = decode(token, SECRET)
+        user_id = int(claims["sub"])
     except Exception as exc:
-        raise Problem(401, "The token is invalid or expired") from exc
-    user = await conn.fetchrow(USER_SQL, user_id)
-    if user is None or user["status"] != "active":
-        raise Problem(401, "The token is invalid or expired")
+        raise Problem(401, "The token is invalid") from exc
+    user = await conn.fetchrow(USER_SQL, claims["jti"], user_id)
+    if user is None or user["status"] != "active" or revoked(user, claims):
+        raise Problem(401, "The token is invalid")
     if user["role"] != "admin":
         raise Problem(403, "This endpoint is for the admin role")
 
 
 async def list_loans(request: Request) -> Response:
     query = request.query_params
+    scope = list_scope(request.url.path, query.multi_items())
     try:
         limit = int(query.get("limit", "50"))
         if not 1 <= limit <= 200:
@@ -188,7 +211,7 @@ async def list_loans(request: Request) -> Response:
             )
             where.append(condition.format(len(args)))
         if cursor := query.get("cursor"):
-            args += decode_cursor(cursor)
+            args += decode_cursor(cursor, scope)
             n = len(args)
             where.append(f"(loans.created_at, loans.id) < (${n - 1}{TS}, ${n}::INTEGER)")
     except ValueError:
@@ -206,7 +229,9 @@ async def list_loans(request: Request) -> Response:
     rows = rows[:limit]
     body = {
         "items": [loan_json(row) for row in rows],
-        "next_cursor": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
+        "next_cursor": (
+            encode_cursor(rows[-1]["created_at"], rows[-1]["id"], scope) if more else None
+        ),
     }
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
 
@@ -238,11 +263,14 @@ def legacy_error(status: int, key: str, text: str) -> Response:
     return Response(orjson.dumps({key: text}), status, media_type="application/json")
 
 
-def bind(statement: dict, caller: int) -> list:
-    """The captured parameters, with the caller's id where loanapi had put its caller's."""
+def bind(statement: dict, caller: int, jti: str = "") -> list:
+    """The captured parameters, with the caller's id and token id where loanapi had put its
+    caller's."""
     args = list(statement["params"])
     for index in statement["caller"]:
         args[index] = caller
+    for index in statement.get("token", ()):
+        args[index] = jti
     return args
 
 
@@ -264,12 +292,13 @@ async def get_loans(request: Request) -> Response:
         if scheme.lower() != "bearer" or not token:
             return legacy_error(401, "message", "Token is missing!")
     try:
-        user_id = int(decode(token, SECRET)["sub"])
+        claims = decode(token, SECRET)
+        user_id = int(claims["sub"])
     except Exception:
         return legacy_error(401, "message", "Token is invalid!")
     async with request.app.state.pool.acquire() as conn:
-        user = await conn.fetchrow(user_sql["sql"], *bind(user_sql, user_id))
-        if user is None or user["status"] != "active":
+        user = await conn.fetchrow(user_sql["sql"], *bind(user_sql, user_id, claims["jti"]))
+        if user is None or user["status"] != "active" or revoked(user, claims):
             return legacy_error(401, "message", "Token is invalid!")
         if user["role"] == "admin":
             rows = await conn.fetch(bulk["sql"], *bind(bulk, user_id))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import bisect
 import itertools
 import json
@@ -894,10 +895,21 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
-def _caller_slots(a: list[Any], b: list[Any], id_a: int, id_b: int) -> list[int] | None:
-    """Where two callers' parameters differ: each must be that caller's id (else None)."""
+def _caller_slots(
+    a: list[Any], b: list[Any], callers: tuple[tuple[int, str], tuple[int, str]]
+) -> tuple[list[int], list[int]] | None:
+    """Where two callers' parameters differ: each must be that caller's id, or its token's id
+    (jti, the revocation check), else None. Returns (id slots, token slots)."""
+    (id_a, jti_a), (id_b, jti_b) = callers
     slots = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    return slots if all(a[i] == id_a and b[i] == id_b for i in slots) else None
+    ids = [i for i in slots if a[i] == id_a and b[i] == id_b]
+    tokens = [i for i in slots if a[i] == jti_a and b[i] == jti_b]
+    return (ids, tokens) if len(ids) + len(tokens) == len(slots) else None
+
+
+def _jti(token: str) -> str:
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"])
 
 
 async def capture_legacy(
@@ -925,11 +937,17 @@ async def capture_legacy(
         ):
             slots = None
             if a[sql] == b[sql] and len(a[params]) == len(b[params]):
-                slots = _caller_slots(a[params], b[params], one[0], two[0])
+                callers = ((one[0], _jti(one[1])), (two[0], _jti(two[1])))
+                slots = _caller_slots(a[params], b[params], callers)
             if slots is None:
                 problems.append(f"{key}: the two customers' statements differ beyond their ids")
                 continue
-            legacy[key] = {"sql": a[sql], "params": [_plain(x) for x in a[params]], "caller": slots}
+            legacy[key] = {
+                "sql": a[sql],
+                "params": [_plain(x) for x in a[params]],
+                "caller": slots[0],
+                "token": slots[1],
+            }
         bulk = got["bulk"]
         legacy["bulk"] = {"sql": bulk["sql"], "params": [_plain(x) for x in bulk["params"]]}
         legacy["bulk"]["caller"] = []  # every admin gets the same rows
