@@ -93,3 +93,123 @@ async def test_a_cursor_belongs_to_its_list_and_filters(client, admin, customer)
         f"{V1}/admin/customers?cursor={user_cursor}", headers=admin.headers
     )
     assert_field_error(elsewhere, "query", "cursor")
+
+
+# --- 201 answers say where the new thing is (Location) ----------------------------------------
+
+
+async def assert_located(client, response, headers) -> dict:
+    assert response.status_code == 201, response.text
+    location = response.headers["location"]
+    assert location.startswith(V1)
+    there = await client.get(location, headers=headers)
+    assert there.status_code == 200, there.text
+    assert there.json()["id"] == response.json()["id"]
+    return response.json()
+
+
+async def test_every_201_carries_a_location_that_reads_it_back(client, admin, agent, customer):
+    loan = await assert_located(
+        client,
+        await client.post(f"{V1}/customer/loans", json=APPLY, headers=customer.headers),
+        customer.headers,
+    )
+    body = {"username": "located", "email": "located@example.com", "password": "s3cret-pass"}
+    for role in ("customer", "agent"):
+        body = {**body, "username": f"located_{role}", "email": f"{role}@located.example"}
+        await assert_located(
+            client, await client.post(f"{V1}/auth/register/{role}", json=body), admin.headers
+        )
+    hook = {"url": "https://hooks.example.invalid/x", "event_types": ["*"]}
+    created = await client.post(f"{V1}/admin/webhooks", json=hook, headers=admin.headers)
+    read = await assert_located(client, created, admin.headers)
+    assert "secret" in read  # the create answer shows it once; the read below does not
+    again = await client.get(created.headers["location"], headers=admin.headers)
+    assert "secret" not in again.json()
+    for step in ("approve",):
+        await client.post(f"{V1}/agent/loans/{loan['id']}/request", headers=agent.headers)
+        await client.post(f"{V1}/admin/loans/{loan['id']}/{step}", headers=admin.headers)
+    await client.post(f"{V1}/admin/loans/{loan['id']}/disburse", headers=admin.headers)
+    for caller, role in ((agent, "agent"), (admin, "admin")):
+        paid = await client.post(
+            f"{V1}/{role}/loans/{loan['id']}/repayments",
+            json={"amount": "5.00"},
+            headers=caller.headers,
+        )
+        repayment = await assert_located(client, paid, caller.headers)
+        assert repayment["amount"] == "5.00"
+    missing = await client.get(
+        f"{V1}/admin/loans/{loan['id']}/repayments/999999", headers=admin.headers
+    )
+    assert_problem(missing, 404)
+
+
+# --- an agent opens an application for a walk-in customer -------------------------------------
+
+
+async def test_an_agent_opens_a_loan_for_a_walk_in_customer(client, agent, customer, admin):
+    body = {
+        "customer_id": customer.id,
+        "loan_type": "car_loan",
+        "principal": "20000",
+        "tenure_months": 24,
+    }
+    opened = await client.post(f"{V1}/agent/loans", json=body, headers=agent.headers)
+    loan = await assert_located(client, opened, agent.headers)
+    assert (loan["status"], loan["customer_id"], loan["agent_id"], loan["version"]) == (
+        "new",
+        customer.id,
+        None,
+        1,
+    )
+    assert loan["principal"] == "20000.00"
+    own = await client.get(f"{V1}/customer/loans/{loan['id']}", headers=customer.headers)
+    assert own.status_code == 200
+    history = await client.get(
+        f"{V1}/customer/loans/{loan['id']}/history", headers=customer.headers
+    )
+    created = history.json()["items"][0]
+    assert created["action"] == "created"
+    assert (created["actor_id"], created["actor_role"]) == (agent.id, "agent")
+    # the agent works it on as any other loan
+    requested = await client.post(f"{V1}/agent/loans/{loan['id']}/request", headers=agent.headers)
+    assert requested.json()["status"] == "requested"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "words"),
+    [
+        ({"customer_id": 999999}, 404, "No customer with id 999999"),
+        ({"customer_id": "agent"}, 404, "No customer"),
+        ({"principal": "5"}, 422, "principal"),
+        ({"customer_id": None}, 422, "customer_id"),
+    ],
+)
+async def test_a_walk_in_loan_is_refused_for_anyone_but_an_active_customer(
+    client, agent, customer, change, status, words
+):
+    body = {
+        "customer_id": customer.id,
+        "loan_type": "car_loan",
+        "principal": "20000",
+        "tenure_months": 24,
+    }
+    if change.get("customer_id") == "agent":
+        change = {"customer_id": agent.id}
+    refused = await client.post(f"{V1}/agent/loans", json={**body, **change}, headers=agent.headers)
+    problem = assert_problem(refused, status)
+    assert words in problem["detail"]
+    listed = await client.get(f"{V1}/customer/loans", headers=customer.headers)
+    assert listed.json()["items"] == []
+
+
+async def test_a_disabled_customer_gets_no_walk_in_loan(client, admin, agent, customer):
+    await client.post(f"{V1}/admin/users/{customer.id}/disable", headers=admin.headers)
+    body = {
+        "customer_id": customer.id,
+        "loan_type": "car_loan",
+        "principal": "20000",
+        "tenure_months": 24,
+    }
+    refused = await client.post(f"{V1}/agent/loans", json=body, headers=agent.headers)
+    assert "disabled" in assert_problem(refused, 409)["detail"]

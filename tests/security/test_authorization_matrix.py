@@ -73,6 +73,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     # /api/v1/agent
     ("GET", "/api/v1/agent/customers"): r(401, 403, 403, 401, 200, 403),
     ("GET", "/api/v1/agent/loans"): r(401, 403, 403, 401, 200, 403),
+    ("POST", "/api/v1/agent/loans"): r(401, 403, 403, 401, 201, 403),
     ("GET", "/api/v1/agent/loans/{loan_id}"): r(401, 403, 403, 401, 200, 403),
     ("PATCH", "/api/v1/agent/loans/{loan_id}"): r(401, 403, 403, 401, 200, 403),
     ("POST", "/api/v1/agent/loans/{loan_id}/request"): r(401, 403, 403, 401, 200, 403),
@@ -80,6 +81,9 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("GET", "/api/v1/agent/loans/{loan_id}/history"): r(401, 403, 403, 401, 200, 403),
     ("GET", "/api/v1/agent/requests"): r(401, 403, 403, 401, 200, 403),
     ("POST", "/api/v1/agent/loans/{loan_id}/repayments"): r(401, 403, 403, 401, 201, 403),
+    ("GET", "/api/v1/agent/loans/{loan_id}/repayments/{repayment_id}"): r(
+        401, 403, 403, 401, 200, 403
+    ),
     ("GET", "/api/v1/agent/loans/{loan_id}/payoff"): r(401, 403, 403, 401, 200, 403),
     ("GET", "/api/v1/agent/loans/{loan_id}/statement"): r(401, 403, 403, 401, 200, 403),
     # /api/v1/admin
@@ -89,6 +93,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("GET", "/api/v1/admin/agent-applications"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/agents/{agent_id}/approve"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/agents/{agent_id}/reject"): r(401, 403, 403, 401, 403, 200),
+    ("GET", "/api/v1/admin/users/{user_id}"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/users/{user_id}/disable"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/users/{user_id}/unlock"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/users/{user_id}/reset-password"): r(401, 403, 403, 401, 403, 200),
@@ -102,6 +107,9 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("PUT", "/api/v1/admin/loan-products/{loan_type}"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/loans/{loan_id}/disburse"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/loans/{loan_id}/repayments"): r(401, 403, 403, 401, 403, 201),
+    ("GET", "/api/v1/admin/loans/{loan_id}/repayments/{repayment_id}"): r(
+        401, 403, 403, 401, 403, 200
+    ),
     ("POST", "/api/v1/admin/loans/{loan_id}/repayments/{repayment_id}/reverse"): r(
         401, 403, 403, 401, 403, 200
     ),
@@ -115,6 +123,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("GET", "/api/v1/admin/events"): r(401, 403, 403, 401, 403, 200),
     ("POST", "/api/v1/admin/webhooks"): r(401, 403, 403, 401, 403, 201),
     ("GET", "/api/v1/admin/webhooks"): r(401, 403, 403, 401, 403, 200),
+    ("GET", "/api/v1/admin/webhooks/{endpoint_id}"): r(401, 403, 403, 401, 403, 200),
     ("PATCH", "/api/v1/admin/webhooks/{endpoint_id}"): r(401, 403, 403, 401, 403, 200),
     ("DELETE", "/api/v1/admin/webhooks/{endpoint_id}"): r(401, 403, 403, 401, 403, 204),
     ("POST", "/api/v1/admin/webhooks/{endpoint_id}/rotate-secret"): r(401, 403, 403, 401, 403, 200),
@@ -254,7 +263,7 @@ SERVICED = {
     for key in EXPECTED
     if key[1].startswith("/api/v1")
     and key[1].split("/")[-1]
-    in {"disburse", "repayments", "reverse", "write-off", "payoff", "statement"}
+    in {"disburse", "repayments", "{repayment_id}", "reverse", "write-off", "payoff", "statement"}
 }
 
 
@@ -402,6 +411,11 @@ async def prepare(world: World, method: str, template: str, role: str) -> Call:
             "email": f"{username}@example.com",
             "password": PASSWORD,
         }
+    elif key == ("POST", "/api/v1/agent/loans"):  # a walk-in application for the owner
+        kwargs["json"] = {
+            **BODIES[("POST", "/api/v1/customer/loans")],
+            "customer_id": world.owner.id,
+        }
     elif key in BODIES:
         kwargs["json"] = BODIES[key]
     if key in QUERIES:
@@ -496,7 +510,7 @@ async def test_authorization_matrix(client, app, admin, new_customer, new_agent)
         f"{len(failures)} failures"
     )
     print(summary)  # noqa: T201
-    assert checked == len(EXPECTED) * len(ROLES) == 88 * 6
+    assert checked == len(EXPECTED) * len(ROLES) == 93 * 6
     assert not failures, summary + "\n" + "\n".join(failures)
 
 

@@ -198,6 +198,17 @@ async def enable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserI
     return user_response(await users.enable_user(session, user_id=user_id, actor=admin))
 
 
+@router.get(
+    "/users/{user_id}",
+    response_model=UserRead,
+    operation_id="admin_get_user",
+    summary="One user",
+    responses=problem_responses(404),
+)
+async def get_user(admin: AdminUser, session: ReadSessionDep, user_id: UserId) -> Response:
+    return user_response(await users.get_user(session, user_id=user_id))
+
+
 @router.post(
     "/users/{user_id}/unlock",
     response_model=UserRead,
@@ -400,7 +411,22 @@ async def repay_loan(
     repayment = await servicing.repay(
         session, loan_id=loan_id, actor=admin, data=data, expected_version=expected_version
     )
-    return repayment_response(repayment, 201)
+    where = f"{V1}/admin/loans/{loan_id}/repayments/{repayment.id}"
+    return repayment_response(repayment, 201, location=where)
+
+
+@router.get(
+    "/loans/{loan_id}/repayments/{repayment_id}",
+    response_model=RepaymentRead,
+    operation_id="admin_get_repayment",
+    summary="One repayment of a loan, with its allocation",
+    responses=problem_responses(404),
+)
+async def get_repayment(
+    loan_id: LoanId, repayment_id: RepaymentId, admin: AdminUser, session: ReadSessionDep
+) -> Response:
+    found = await servicing.get_repayment(session, loan_id=loan_id, repayment_id=repayment_id)
+    return repayment_response(found)
 
 
 @router.post(

@@ -21,6 +21,7 @@ from loanapi.api.deps import (
     LoanListDep,
     PageDep,
     ReadSessionDep,
+    RepaymentId,
     WriteSessionDep,
 )
 from loanapi.api.idempotency import IdempotentRoute
@@ -30,12 +31,14 @@ from loanapi.loans import service as loans
 from loanapi.loans import servicing
 from loanapi.loans.models import LoanStatus
 from loanapi.loans.schemas import (
+    AgentLoanCreate,
     LoanHistory,
     LoanRead,
     LoanRollback,
     LoanUpdate,
     PayoffRead,
     RepaymentCreate,
+    RepaymentRead,
 )
 from loanapi.pagination import Page
 from loanapi.users import service as users
@@ -58,6 +61,23 @@ router = APIRouter(
 )
 async def list_customers(agent: AgentUser, session: ReadSessionDep, page: PageDep) -> Response:
     return user_page(await users.list_users(session, page=page, roles=[Role.customer]), page)
+
+
+@router.post(
+    "/loans",
+    status_code=201,
+    response_model=LoanRead,
+    operation_id="agent_open_loan",
+    summary="Open an application on a walk-in customer's behalf",
+    description="As if the customer had applied (`new`, priced at the product's current rate), "
+    "except that the `created` event is the agent's. The agent works it on as any other loan.",
+    responses=problem_responses(
+        404, notes={409: "The customer's account is not active, or a reused Idempotency-Key"}
+    ),
+)
+async def open_loan(data: AgentLoanCreate, agent: AgentUser, session: WriteSessionDep) -> Response:
+    loan = await loans.apply_for(session, customer_id=data.customer_id, data=data, agent=agent)
+    return loan_response(loan, 201, location=f"{V1}/agent/loans/{loan.id}")
 
 
 @router.get(
@@ -184,7 +204,22 @@ async def repay_loan(
     repayment = await servicing.repay(
         session, loan_id=loan_id, actor=agent, data=data, expected_version=expected_version
     )
-    return repayment_response(repayment, 201)
+    where = f"{V1}/agent/loans/{loan_id}/repayments/{repayment.id}"
+    return repayment_response(repayment, 201, location=where)
+
+
+@router.get(
+    "/loans/{loan_id}/repayments/{repayment_id}",
+    response_model=RepaymentRead,
+    operation_id="agent_get_repayment",
+    summary="One repayment of a loan, with its allocation",
+    responses=problem_responses(404),
+)
+async def get_repayment(
+    loan_id: LoanId, repayment_id: RepaymentId, agent: AgentUser, session: ReadSessionDep
+) -> Response:
+    found = await servicing.get_repayment(session, loan_id=loan_id, repayment_id=repayment_id)
+    return repayment_response(found)
 
 
 @router.get("/loans/{loan_id}/payoff", operation_id="agent_loan_payoff", **PAYOFF)

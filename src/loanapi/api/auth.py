@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPBasicCredentials, OAuth2PasswordRequestForm
 
+from loanapi.api.common import user_response
 from loanapi.api.deps import (
     V1,
     Basic,
@@ -48,8 +49,9 @@ def issue_token(codec: TokenCodec, user: UserRecord, response: Response) -> Toke
 )
 async def register_customer(
     data: UserCreate, request: Request, session: WriteSessionDep
-) -> UserRecord:
-    return await register_user(request, session, data, Role.customer)
+) -> Response:
+    user = await register_user(request, session, data, Role.customer)
+    return user_response(user, 201, location=f"{V1}/admin/users/{user.id}")
 
 
 @router.post(
@@ -60,10 +62,9 @@ async def register_customer(
     summary="Apply as an agent (pending until an admin approves)",
     responses=problem_responses(409, 422, 429),
 )
-async def register_agent(
-    data: UserCreate, request: Request, session: WriteSessionDep
-) -> UserRecord:
-    return await register_user(request, session, data, Role.agent)
+async def register_agent(data: UserCreate, request: Request, session: WriteSessionDep) -> Response:
+    user = await register_user(request, session, data, Role.agent)
+    return user_response(user, 201, location=f"{V1}/admin/users/{user.id}")
 
 
 @router.post(

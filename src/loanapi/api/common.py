@@ -28,9 +28,14 @@ LOAN_JSON = TypeAdapter(LoanRecord)
 LOANS_JSON = TypeAdapter(list[LoanRecord])
 
 
-def loan_response(loan: LoanRecord, status_code: int = 200) -> Response:
-    """A Loan body, with its version as the ETag for a later If-Match."""
+def loan_response(
+    loan: LoanRecord, status_code: int = 200, *, location: str | None = None
+) -> Response:
+    """A Loan body, with its version as the ETag for a later If-Match (and where a created
+    loan is read: `location`)."""
     headers = {"ETag": f'"{loan.version}"'}
+    if location is not None:
+        headers["Location"] = location
     return Response(LOAN_JSON.dump_json(loan), status_code, headers, "application/json")
 
 
@@ -39,8 +44,11 @@ def loan_page(loans: Sequence[LoanRecord], page: PageParams) -> Response:
     return Response(page_json(LOANS_JSON, loans, page), media_type="application/json")
 
 
-def user_response(user: UserRecord) -> Response:
-    return model_response(UserRead.model_validate(user))
+def user_response(
+    user: UserRecord, status_code: int = 200, *, location: str | None = None
+) -> Response:
+    headers = {"Location": location} if location is not None else None
+    return model_response(UserRead.model_validate(user), status_code, headers)
 
 
 def user_page(users: Sequence[UserRecord], page: PageParams) -> Response:
@@ -56,10 +64,13 @@ REPAYMENT_JSON = TypeAdapter(RepaymentRecord)
 REPAYMENTS_JSON = TypeAdapter(list[RepaymentRecord])
 
 
-def repayment_response(repayment: RepaymentRecord, status_code: int = 200) -> Response:
+def repayment_response(
+    repayment: RepaymentRecord, status_code: int = 200, *, location: str | None = None
+) -> Response:
     """A Repayment body (RepaymentRead documents it)."""
     body = REPAYMENT_JSON.dump_json(repayment)
-    return Response(body, status_code, media_type="application/json")
+    headers = {"Location": location} if location is not None else None
+    return Response(body, status_code, headers, media_type="application/json")
 
 
 def repayment_page(repayments: Sequence[RepaymentRecord], page: PageParams) -> Response:

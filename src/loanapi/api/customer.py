@@ -52,7 +52,7 @@ async def apply_loan(
     session: WriteSessionDep,
 ) -> Response:
     loan = await loans.apply(session, customer=customer, data=data)
-    return loan_response(loan, 201)
+    return loan_response(loan, 201, location=f"{V1}/customer/loans/{loan.id}")
 
 
 @router.get(

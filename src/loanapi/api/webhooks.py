@@ -95,7 +95,23 @@ async def create_webhook(
     admin: AdminUser, session: WriteSessionDep, settings: SettingsDep, data: WebhookCreate
 ) -> Response:
     endpoint = await webhooks.create(session, data=data, policy=policy(settings))
-    return model_response(WebhookWithSecret.model_validate(endpoint), 201)
+    where = {"Location": f"{V1}/admin/webhooks/{endpoint.id}"}
+    return model_response(WebhookWithSecret.model_validate(endpoint), 201, where)
+
+
+@router.get(
+    "/webhooks/{endpoint_id}",
+    response_model=WebhookRead,
+    operation_id="admin_get_webhook",
+    summary="One webhook endpoint (no secret)",
+    responses=problem_responses(404),
+)
+async def get_webhook(
+    admin: AdminUser, session: ReadSessionDep, endpoint_id: EndpointId
+) -> Response:
+    return model_response(
+        WebhookRead.model_validate(await webhooks.get(session, endpoint_id=endpoint_id))
+    )
 
 
 @router.get(

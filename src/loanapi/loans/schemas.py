@@ -15,6 +15,7 @@ from pydantic import (
 
 from loanapi.loans.ledger import MAX_GRACE_DAYS, Bucket, InstallmentStatus
 from loanapi.loans.models import EventAction, LoanStatus, LoanType
+from loanapi.orm import MAX_ID
 from loanapi.users.models import Role
 from loanapi.users.schemas import PLAIN_TEXT
 
@@ -65,6 +66,26 @@ class LoanCreate(InputModel):
     loan_type: LoanType
     principal: MoneyIn
     tenure_months: Tenure
+
+
+class AgentLoanCreate(LoanCreate):
+    """A walk-in customer's application, opened by an agent."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": 42,
+                    "loan_type": "car_loan",
+                    "principal": "20000.00",
+                    "tenure_months": 24,
+                }
+            ]
+        },
+    )
+
+    customer_id: Annotated[int, Field(ge=1, le=MAX_ID, description="The customer's user id")]
 
 
 class LoanUpdate(InputModel):

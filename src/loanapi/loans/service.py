@@ -25,7 +25,7 @@ from loanapi.loans.records import LoanEventRecord, LoanRecord, ProductRecord
 from loanapi.loans.schemas import LoanCreate, LoanProductUpdate, LoanUpdate
 from loanapi.loans.workflow import EVENT_OF, Action, permit
 from loanapi.pagination import PageParams, keyset, oldest_first
-from loanapi.users.models import Role, User
+from loanapi.users.models import Role, User, UserStatus
 from loanapi.users.records import Caller
 from loanapi.webhooks import outbox
 from loanapi.webhooks.models import loan_type
@@ -265,7 +265,11 @@ async def _record(
     await outbox.publish(session, [outbox.loan_event(loan_type(action), loan, actor.id)])
 
 
-async def apply(session: WriteSession, *, customer: Caller, data: LoanCreate) -> LoanRecord:
+async def apply(
+    session: WriteSession, *, customer: Caller, data: LoanCreate, actor: Caller | None = None
+) -> LoanRecord:
+    """A new loan of `customer`'s, priced at the product's current rate. `actor`: who opens
+    it, when not the customer themself (an agent, for a walk-in customer)."""
     product = await read_product(session, data.loan_type)
     _check_bounds(product, data.loan_type, data.principal, data.tenure_months)
     values = _priced(data.loan_type, data.principal, product.annual_rate, data.tenure_months)
@@ -281,8 +285,25 @@ async def apply(session: WriteSession, *, customer: Caller, data: LoanCreate) ->
     }
     connection = await session.connection()
     row = LoanRecord.of((await connection.execute(_INSERT_LOAN, loan)).mappings().one())
-    await _record(session, row, EventAction.created, customer, None, loan)
+    await _record(session, row, EventAction.created, actor or customer, None, loan)
     return row
+
+
+_CUSTOMER = select(User.id, User.role, User.status).where(User.id == bindparam("id"))
+
+
+async def apply_for(
+    session: WriteSession, *, customer_id: int, data: LoanCreate, agent: Caller
+) -> LoanRecord:
+    """An agent opens an application on a walk-in customer's behalf (the `created` event is
+    the agent's)."""
+    found = (await session.execute(_CUSTOMER, {"id": customer_id})).mappings().first()
+    if found is None or found["role"] is not Role.customer:
+        raise NotFound(f"No customer with id {customer_id}")
+    if found["status"] is not UserStatus.active:
+        raise Conflict(f"Customer {customer_id}'s account is {found['status'].value}")
+    customer = replace(agent, id=customer_id, role=Role.customer)
+    return await apply(session, customer=customer, data=data, actor=agent)
 
 
 def _permit(

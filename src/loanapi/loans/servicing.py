@@ -545,6 +545,15 @@ _MARK_REVERSED = (
 )
 
 
+async def get_repayment(
+    session: AsyncSession, *, loan_id: int, repayment_id: int
+) -> RepaymentRecord:
+    rows = await fetch(session, _REPAYMENT_ROW, {"repayment_id": repayment_id, "loan_id": loan_id})
+    if not rows:
+        raise RepaymentNotFound(loan_id, repayment_id)
+    return RepaymentRecord.of(rows[0])
+
+
 async def reverse(
     session: WriteSession,
     *,

@@ -258,13 +258,18 @@ def _login_limits(settings: Settings) -> tuple[throttle.Limit, throttle.Limit, t
     )
 
 
+async def get_user(session: AsyncSession, *, user_id: int) -> UserRecord:
+    rows = await fetch(session, _CALLER_BY_ID, {"id": user_id, "jti": ""})
+    if not rows:
+        raise NotFound(f"No user with id {user_id}")
+    return UserRecord.of(rows[0])
+
+
 async def unlock(session: WriteSession, *, user_id: int) -> UserRecord:
     """Forget the user's failed logins: every address may try again at once, without delay."""
-    row = (await session.execute(_CALLER_BY_ID, {"id": user_id, "jti": ""})).mappings().first()
-    if row is None:
-        raise NotFound(f"No user with id {user_id}")
-    await _clear_failures(session, str(row["username"]))
-    return UserRecord.of(row)
+    user = await get_user(session, user_id=user_id)
+    await _clear_failures(session, user.username)
+    return user
 
 
 async def _clear_failures(session: WriteSession, username: str) -> None:
