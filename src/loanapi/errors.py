@@ -127,14 +127,38 @@ def problem_responses(
     }
 
 
+# What a pattern means, for people (a regular expression in an error message helps nobody).
+PATTERN_WORDS = {
+    r"^[A-Za-z0-9_.\-]+$": "3 to 64 letters, digits, _ . or -",
+    r"^[^\x00-\x1f\x7f]*$": "no control characters (line breaks, tabs, ...)",
+}
+
+
+def _message(err: dict[str, Any]) -> str:
+    """The error's message for people: the meaning of a pattern rather than the pattern, where a
+    body that is not JSON breaks, no "Value error," prefix."""
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        return PATTERN_WORDS.get(str(ctx.get("pattern")), "not in the expected format")
+    if kind == "json_invalid":
+        position = err.get("loc", ("body", None))[-1]
+        where = f" at character {position}" if isinstance(position, int) else ""
+        return f"the body is not valid JSON{where}: {ctx.get('error', 'cannot be parsed')}"
+    return str(err.get("msg", "")).removeprefix("Value error, ")
+
+
+def _location(err: dict[str, Any]) -> list[str | int]:
+    loc = [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())]
+    if err.get("type") == "json_invalid":
+        return ["body"]  # the position is in the message
+    field = (err.get("ctx") or {}).get("field")  # a model's check about one of its fields
+    return [*loc, field] if isinstance(field, str) else loc
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only location, message and type: echoing the input could reflect a password back.
     return [
-        {
-            "loc": [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
-            "type": str(err.get("type", "")),
-        }
+        {"loc": _location(err), "msg": _message(err), "type": str(err.get("type", ""))}
         for err in jsonable_encoder(exc.errors())
     ]
 

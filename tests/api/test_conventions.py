@@ -213,3 +213,37 @@ async def test_a_disabled_customer_gets_no_walk_in_loan(client, admin, agent, cu
     }
     refused = await client.post(f"{V1}/agent/loans", json=body, headers=agent.headers)
     assert "disabled" in assert_problem(refused, 409)["detail"]
+
+
+# --- error messages for people ------------------------------------------------------------------
+
+
+async def test_error_messages_are_for_people(client, agent, customer):
+    user = {"username": "bad name!", "email": "b@example.com", "password": "s3cret-pass"}
+    named = await client.post(f"{V1}/auth/register/customer", json=user)
+    problem = assert_field_error(named, "body", "username")
+    assert problem["errors"][0]["msg"] == "3 to 64 letters, digits, _ . or -"
+    assert "^" not in named.text
+    phone = await client.post(
+        f"{V1}/auth/register/customer", json={**user, "username": "okname", "phone": "12\n3"}
+    )
+    assert "no control characters" in assert_field_error(phone, "body", "phone")["detail"]
+    broken = await client.post(
+        f"{V1}/auth/register/customer",
+        content=b'{"username": "x",, }',
+        headers={"content-type": "application/json"},
+    )
+    problem = assert_field_error(broken, "body")
+    assert problem["detail"].startswith("body: the body is not valid JSON at character 17")
+    # a product's range is named
+    small = {**APPLY, "principal": "5"}
+    tiny = await client.post(f"{V1}/customer/loans", json=small, headers=customer.headers)
+    assert "between 1000.00 and" in assert_field_error(tiny, "body", "principal")["detail"]
+    # a null where none is allowed is reported on its field, without "Value error,"
+    loan = (await client.post(f"{V1}/customer/loans", json=APPLY, headers=customer.headers)).json()
+    null = await client.patch(
+        f"{V1}/agent/loans/{loan['id']}", json={"principal": None}, headers=agent.headers
+    )
+    problem = assert_field_error(null, "body", "principal")
+    assert problem["errors"][0]["msg"] == "may be left out, but not null"
+    assert "Value error" not in null.text

@@ -12,6 +12,7 @@ from pydantic import (
     PlainSerializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from loanapi.loans.ledger import MAX_GRACE_DAYS, Bucket, InstallmentStatus
 from loanapi.loans.models import EventAction, LoanStatus, LoanType
@@ -104,7 +105,12 @@ class LoanUpdate(InputModel):
     def no_nulls(self) -> "LoanUpdate":
         for name in self.model_fields_set:
             if getattr(self, name) is None:
-                raise ValueError(f"{name} may be left out but not null")
+                # reported on the field itself (errors.py reads `field`)
+                raise PydanticCustomError(
+                    "null_not_allowed",
+                    "may be left out, but not null",
+                    {"field": name},
+                )
         return self
 
 
