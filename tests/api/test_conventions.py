@@ -247,3 +247,38 @@ async def test_error_messages_are_for_people(client, agent, customer):
     problem = assert_field_error(null, "body", "principal")
     assert problem["errors"][0]["msg"] == "may be left out, but not null"
     assert "Value error" not in null.text
+
+
+# --- several statuses, and customers by name -----------------------------------------------------
+
+
+async def test_loan_lists_take_several_statuses_and_a_customer_prefix(
+    client, admin, agent, customer, new_customer
+):
+    other = await new_customer("Zed_Other")
+    mine = await apply(client, customer, 3)
+    theirs = await apply(client, other, 1)
+    await client.post(f"{V1}/agent/loans/{mine[0]}/request", headers=agent.headers)
+    await client.post(f"{V1}/customer/loans/{mine[1]}/withdraw", headers=customer.headers)
+
+    async def ids(path: str, caller=admin) -> list[int]:
+        response = await client.get(f"{V1}{path}", headers=caller.headers)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert await ids("/admin/loans?status=new,requested") == [theirs[0], mine[2], mine[0]]
+    assert await ids("/agent/loans?status=requested,withdrawn", agent) == [mine[1], mine[0]]
+    assert await ids("/customer/loans?status=new,withdrawn", customer) == [mine[2], mine[1]]
+    assert await ids("/admin/loans?status=new") == [theirs[0], mine[2]]
+    # q: the customer's username or e-mail, a prefix, any case
+    assert await ids("/admin/loans?q=zed_") == theirs
+    assert await ids("/admin/loans?q=ZED_OTHER@EXAMPLE.COM") == theirs
+    assert await ids(f"/agent/loans?q={customer.username[:3].upper()}&status=new", agent) == [
+        mine[2]
+    ]
+    assert await ids("/admin/loans?q=%25") == []  # % and _ are letters here, not wildcards
+    assert await ids("/admin/loans?q=nobody") == []
+    bad = await client.get(f"{V1}/admin/loans?status=new,pending", headers=admin.headers)
+    problem = assert_field_error(bad, "query", "status")
+    assert "unknown status 'pending'" in problem["detail"]
+    assert "new, requested" in problem["detail"]

@@ -18,14 +18,15 @@ from loanapi.api.deps import (
     LoanId,
     PageDep,
     ReadSessionDep,
+    StatusText,
     WriteSessionDep,
+    statuses_of,
 )
 from loanapi.api.idempotency import IdempotentRoute
 from loanapi.api.servicing import PAYOFF, STATEMENT, OnDate
 from loanapi.errors import problem_responses
 from loanapi.loans import service as loans
 from loanapi.loans import servicing
-from loanapi.loans.models import LoanStatus
 from loanapi.loans.schemas import LoanCreate, LoanHistory, LoanRead, PayoffRead, ScheduleRead
 from loanapi.loans.workflow import Action
 from loanapi.pagination import Page
@@ -65,9 +66,10 @@ async def list_loans(
     customer: CustomerUser,
     session: ReadSessionDep,
     page: PageDep,
-    status: Annotated[LoanStatus | None, Query()] = None,
+    status: Annotated[StatusText, Query()] = None,
 ) -> Response:
-    filters = loans.LoanFilters(customer_id=customer.id, status=status)
+    one, several = statuses_of(status)
+    filters = loans.LoanFilters(customer_id=customer.id, status=one, statuses=several)
     return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
 
 

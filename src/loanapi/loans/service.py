@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loanapi.clock import utcnow
@@ -494,6 +494,8 @@ class LoanFilters:
     dpd_min: int | None = None
     dpd_max: int | None = None
     bucket: Bucket | None = None
+    # a LIKE pattern on the customer's lower-cased username or e-mail (`customer_prefix`)
+    customer_like: str | None = None
 
     def params(self) -> dict[str, Any]:
         """The filters given, by name; each is a bindparam of the same name in _CONDITIONS."""
@@ -506,6 +508,14 @@ _CONDITIONS = {
     "status": Loan.status == bindparam("status"),
     "statuses": Loan.status.in_(bindparam("statuses", expanding=True)),
     "loan_type": Loan.loan_type == bindparam("loan_type"),
+    "customer_like": Loan.customer_id.in_(
+        select(User.id).where(
+            or_(
+                func.lower(User.username).like(bindparam("customer_like"), escape="/"),
+                func.lower(User.email).like(bindparam("customer_like"), escape="/"),
+            )
+        )
+    ),
     "customer_id": Loan.customer_id == bindparam("customer_id"),
     "agent_id": Loan.agent_id == bindparam("agent_id"),
     "created_from": Loan.created_at >= bindparam("created_from"),
@@ -532,6 +542,12 @@ async def list_loans(
     query = _list_statement(tuple(params), page.after is not None)
     rows = await fetch(session, query, {**params, **page.binds()})
     return [LoanRecord.of(row) for row in rows]
+
+
+def customer_prefix(text: str) -> str:
+    """The LIKE pattern of customers whose username or e-mail starts with `text`, any case."""
+    escaped = text.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return escaped + "%"
 
 
 @functools.cache

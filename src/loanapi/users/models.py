@@ -52,6 +52,17 @@ class User(Base):
     __table_args__ = (
         Index("uq_users_username_lower", func.lower(username), unique=True),
         Index("uq_users_email_lower", func.lower(email), unique=True),
+        # Prefix searches (`q` of the loan lists: LIKE 'abc%'), whatever the collation.
+        Index(
+            "ix_users_username_prefix",
+            func.lower(username).label("username_lower"),
+            postgresql_ops={"username_lower": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_users_email_prefix",
+            func.lower(email).label("email_lower"),
+            postgresql_ops={"email_lower": "text_pattern_ops"},
+        ),
         Index("ix_users_role_status_created", "role", "status", "created_at", "id"),
         Index("ix_users_created", "created_at", "id"),
     )
