@@ -396,3 +396,24 @@ def test_users_list_shows_the_accounts_with_filters(db_file):
     bad = invoke(["users", "list", "--status", "sleeping"], db_file)
     assert bad.exit_code == 2
     assert "sleeping" in bad.output
+
+
+def test_demo_fills_a_fresh_database_once(database, app):
+    """On both engines (the suite's database, emptied by `app`)."""
+    env = {
+        "LOANAPI_DATABASE_URL": database.url,
+        "LOANAPI_SECRET_KEY": SECRET,
+        "LOANAPI_PBKDF2_ROUNDS": "1000",
+        "LOANAPI_DB_POOL_SIZE": "2",
+    }
+    result = runner.invoke(cli, ["demo"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "logins (password demo-password-2026 for each):" in result.stdout
+    made = result.stdout.split("demo book: ")[1].splitlines()[0]
+    for status in ("new", "requested", "approved", "rejected", "withdrawn", "closed"):
+        assert f" {status}" in f" {made}", made
+    assert "active, late" in made
+    assert "written_off" in made
+    again = runner.invoke(cli, ["demo"], env=env)
+    assert again.exit_code == 1
+    assert "already holds loans" in again.output

@@ -8,7 +8,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +16,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from loanapi import __version__, migrate
+from loanapi.clock import utcnow
 from loanapi.config import Settings, describe
 from loanapi.observability import logging_config
 
@@ -326,6 +327,50 @@ def users_reset_password(
     _with_app(_settings(), reset, "Could not reset the password")
     typer.echo(f"temporary password for {username}: {shown[0]}")
     typer.echo("they must choose a new one (POST /api/v1/auth/password) before anything else")
+
+
+@app.command()
+def demo() -> None:
+    """Fill a fresh database with a believable book through the API: agents, customers, loans
+    in every status with their histories, loans repaid on time, late, paid off and written
+    off. Prints the logins."""
+    from loanapi import demo as story
+
+    settings = _settings()
+    typer.echo(f"database: {settings.database_label}")
+    migrate.upgrade(settings.database_url, configure_logging=False)
+    made: list[story.Book] = []
+
+    async def fill(application: Any) -> None:
+        from sqlalchemy import select
+
+        from loanapi.app import bootstrap_admin
+        from loanapi.users.models import Role, User
+
+        await bootstrap_admin(application)
+        async with application.state.sessions.read() as session:
+            admin_id = await session.scalar(
+                select(User.id).where(User.role == Role.admin).order_by(User.id).limit(1)
+            )
+        token = application.state.codec.issue(user_id=admin_id, role="admin")
+        try:
+            made.append(await story.fill(application, token))
+        except story.DemoError as exc:
+            typer.echo(f"No demo: {exc}", err=True)
+            raise typer.Exit(1) from None
+        # close of business for yesterday: late fees charged, days past due as of today
+        from loanapi import jobs
+
+        yesterday = utcnow().date() - timedelta(days=1)
+        await jobs.close_books(application.state.sessions, yesterday, actor_id=admin_id)
+
+    _with_app(settings, fill, "Could not fill the demo book")
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(made[0].made.items()))
+    typer.echo(f"demo book: {counts}")
+    typer.echo(f"logins (password {story.PASSWORD} for each):")
+    for username, role, _ in story.logins():
+        typer.echo(f"  {username:16} {role}")
+    typer.echo("the admin: as created at the first start (its password was printed then)")
 
 
 @app.command()
