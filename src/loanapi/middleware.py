@@ -31,6 +31,14 @@ _INTERNAL_ERROR = _problem(
     500, "Internal Server Error", "An unexpected error occurred; it has been logged."
 )
 _TOO_LARGE = _problem(413, "Content Too Large", TOO_LARGE)
+# The documentation pages load everything from this server: the browser refuses anything else
+# (ReDoc's bundle would fetch its maker's logo from a CDN), and inline scripts are the pages'.
+DOCS_PAGES = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+DOCS_POLICY = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    b"frame-ancestors 'none'"
+)
 RETRY_AFTER_SECONDS = 5
 _UNAVAILABLE = _problem(
     503,
@@ -69,6 +77,8 @@ class RequestContextMiddleware:
                 ]
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 headers.append((b"x-content-type-options", b"nosniff"))
+                if scope.get("path") in DOCS_PAGES:
+                    headers.append((b"content-security-policy", DOCS_POLICY))
                 message = {**message, "headers": headers}
             await send(message)
 

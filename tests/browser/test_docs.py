@@ -147,3 +147,38 @@ def test_docs_authorize_and_try_auth_me(live_server: str) -> None:
     assert SCREENSHOT.is_file()
     assert SCREENSHOT.stat().st_size > 10_000
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_redoc_loads_nothing_from_another_host(live_server: str) -> None:
+    """ReDoc renders the document from the server alone: no font, logo or script elsewhere."""
+    if not Path(CHROMIUM).exists():
+        _missing(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _missing("the playwright package is not installed (pip install playwright)")
+    requests: list[str] = []
+    failures: dict[str, str] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            context.on("request", lambda request: requests.append(request.url))
+            context.on("requestfailed", lambda r: failures.update({r.url: r.failure or ""}))
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(f"{live_server}/redoc", wait_until="networkidle")
+            expect(page.locator("h1").first).to_contain_text("loanapi", timeout=UI_TIMEOUT_MS)
+            page.mouse.wheel(0, 20_000)  # further down: the operations, their examples
+            page.wait_for_load_state("networkidle")
+        finally:
+            browser.close()
+    assert f"{live_server}/static-offline-docs/redoc.standalone.js" in requests
+    # The bundle asks for its maker's logo on a CDN; the page's Content-Security-Policy makes
+    # the browser refuse it before it leaves (nothing here aborts it: the policy must).
+    left = [
+        url
+        for url in foreign(requests)
+        if failures.get(url) not in ("csp", "net::ERR_BLOCKED_BY_CSP")
+    ]
+    assert left == [], f"/redoc reached other hosts: {left} ({failures})"
