@@ -37,6 +37,7 @@ LOAN_KEYS = {
     "written_off_principal",
     "written_off_interest",
     "written_off_penalty",
+    "rejection_reason",
 }
 
 

@@ -282,3 +282,62 @@ async def test_loan_lists_take_several_statuses_and_a_customer_prefix(
     problem = assert_field_error(bad, "query", "status")
     assert "unknown status 'pending'" in problem["detail"]
     assert "new, requested" in problem["detail"]
+
+
+# --- a rejected loan says why; a rollback says what it restored --------------------------------
+
+
+async def test_a_rejected_loan_carries_its_reason_until_it_is_edited(
+    client, admin, agent, customer
+):
+    [loan_id] = await apply(client, customer, 1)
+    reason = {"reason": "Income could not be verified"}
+    rejected = await client.post(
+        f"{V1}/admin/loans/{loan_id}/reject", json=reason, headers=admin.headers
+    )
+    assert rejected.json()["rejection_reason"] == "Income could not be verified"
+    own = await client.get(f"{V1}/customer/loans/{loan_id}", headers=customer.headers)
+    assert own.json()["rejection_reason"] == "Income could not be verified"
+    listed = await client.get(f"{V1}/admin/loans?status=rejected", headers=admin.headers)
+    assert listed.json()["items"][0]["rejection_reason"] == "Income could not be verified"
+    # a rollback keeps it rejected, and the reason with it; an edit makes it new, without
+    await client.patch(
+        f"{V1}/agent/loans/{loan_id}", json={"tenure_months": 36}, headers=agent.headers
+    )
+    await client.post(f"{V1}/admin/loans/{loan_id}/reject", json=reason, headers=admin.headers)
+    rolled = await client.post(
+        f"{V1}/agent/loans/{loan_id}/rollback", json={"version": 1}, headers=agent.headers
+    )
+    assert (rolled.json()["status"], rolled.json()["rejection_reason"]) == (
+        "rejected",
+        reason["reason"],
+    )
+    await client.patch(
+        f"{V1}/agent/loans/{loan_id}", json={"tenure_months": 24}, headers=agent.headers
+    )
+    edited = (await client.get(f"{V1}/agent/loans/{loan_id}", headers=agent.headers)).json()
+    assert (edited["status"], edited["rejection_reason"]) == ("new", None)
+    # rejected again without a reason: null, not the old one
+    again = await client.post(f"{V1}/admin/loans/{loan_id}/reject", headers=admin.headers)
+    assert (again.json()["status"], again.json()["rejection_reason"]) == ("rejected", None)
+
+
+async def test_a_rollback_event_says_which_version_it_restored(client, agent, customer):
+    [loan_id] = await apply(client, customer, 1)
+    for months in (24, 36):
+        await client.patch(
+            f"{V1}/agent/loans/{loan_id}", json={"tenure_months": months}, headers=agent.headers
+        )
+    restored = await client.post(
+        f"{V1}/agent/loans/{loan_id}/rollback", json={"version": 1}, headers=agent.headers
+    )
+    assert restored.json()["tenure_months"] == 12
+    history = (
+        await client.get(f"{V1}/agent/loans/{loan_id}/history", headers=agent.headers)
+    ).json()
+    assert [(item["action"], item["restored_version"]) for item in history["items"]] == [
+        ("created", None),
+        ("edited", None),
+        ("edited", None),
+        ("rolled_back", 1),
+    ]

@@ -122,6 +122,8 @@ class Loan(Base):
     serviced_on: Mapped[date | None] = mapped_column(Date)
     fees_charged: Mapped[int | None] = mapped_column(Integer)
     fees_recorded: Mapped[int | None] = mapped_column(Integer)
+    # Why the admin rejected it (while it is rejected; an edit back to `new` clears it).
+    rejection_reason: Mapped[str | None] = mapped_column(String(500))
 
     # Every list is newest first, (created_at desc, id desc); each filter has an index that
     # starts with the filtered column and then gives that order, so no list sorts the table.
@@ -168,6 +170,8 @@ class LoanEvent(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(String(500))
+    # A rollback's: the version whose terms it restored.
+    restored_version: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (Index("uq_loan_events_loan_version", "loan_id", "version", unique=True),)
 

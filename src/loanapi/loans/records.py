@@ -59,6 +59,7 @@ class LoanRecord(Record):
     serviced_on: Annotated[date | None, Field(exclude=True)] = None
     fees_charged: Annotated[int | None, Field(exclude=True)] = None
     fees_recorded: Annotated[int | None, Field(exclude=True)] = None
+    rejection_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class LoanEventRecord(Record):
     changes: dict[str, Any]
     snapshot: dict[str, Any]
     reason: str | None
+    restored_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,9 @@ class LoanRead(BaseModel):
     written_off_principal: MoneyOut | None = None
     written_off_interest: MoneyOut | None = None
     written_off_penalty: MoneyOut | None = None
+    rejection_reason: str | None = Field(
+        default=None, description="Why the admin rejected it (only while it is rejected)"
+    )
 
 
 class LoanEventRead(BaseModel):
@@ -181,7 +184,12 @@ class LoanEventRead(BaseModel):
         description='Each changed field: {"from": old, "to": new}'
     )
     snapshot: dict[str, Any] = Field(description="The loan's terms and status after the event")
-    reason: str | None = Field(default=None, description="Given with a rejection")
+    reason: str | None = Field(
+        default=None, description="Given with a rejection, a reversal or a write-off"
+    )
+    restored_version: int | None = Field(
+        default=None, description="A rollback's: the version whose terms it restored"
+    )
 
 
 class LoanHistory(BaseModel):

@@ -222,6 +222,7 @@ def event_row(
     fields: Sequence[str] = SNAPSHOT,
     detail: dict[str, Any] | None = None,
     reason: str | None = None,
+    restored_version: int | None = None,
 ) -> dict[str, Any]:
     """A loan event: the `fields` that changed from `before` (None: a new loan) to `after`, with
     `detail` beside them (the repayment, the fees recorded), and `after` as the snapshot. Every
@@ -244,6 +245,7 @@ def event_row(
         "changes": changes,
         "snapshot": {name: json_value(after[name]) for name in fields},
         "reason": reason,
+        "restored_version": restored_version,
     }
 
 
@@ -255,11 +257,19 @@ async def _record(
     before: dict[str, Any] | None,
     after: dict[str, Any],
     reason: str | None = None,
+    restored_version: int | None = None,
 ) -> None:
     """Write the change's loan event and its integration event (`loan` as it is now), in the
     request's transaction."""
     event = event_row(
-        loan.id, loan.version, action, (actor.id, actor.role), before, after, reason=reason
+        loan.id,
+        loan.version,
+        action,
+        (actor.id, actor.role),
+        before,
+        after,
+        reason=reason,
+        restored_version=restored_version,
     )
     await (await session.connection()).execute(INSERT_EVENT, event)
     await outbox.publish(session, [outbox.loan_event(loan_type(action), loan, actor.id)])
@@ -351,22 +361,29 @@ async def _change(
     values: dict[str, Any],
     expected_version: int | None,
     reason: str | None = None,
+    restored_version: int | None = None,
 ) -> LoanRecord:
-    """Move `loan` through the state machine; no-op when nothing would change."""
+    """Move `loan` through the state machine; no-op when nothing would change. A rejection
+    keeps its reason on the loan, and leaving `rejected` clears it."""
     status = _permit(loan, action, actor, expected_version)
     before = state_of(loan)
     after = {**before, **values, "status": status}
     if after == before:
         return loan
-    changed = await update_loan(
-        session, loan, {name: after[name] for name in SNAPSHOT if after[name] != before[name]}
-    )
+    diff = {name: after[name] for name in SNAPSHOT if after[name] != before[name]}
+    if action is Action.reject:
+        diff["rejection_reason"] = reason
+    elif loan.status is LoanStatus.rejected and status is not LoanStatus.rejected:
+        diff["rejection_reason"] = None
+    changed = await update_loan(session, loan, diff)
     if changed is None:
         current = await get_loan(session, loan.id)
         if expected_version is not None:
             raise StaleVersion(current.version)
         raise ConcurrentChange
-    await _record(session, changed, EVENT_OF[action], actor, before, after, reason)
+    await _record(
+        session, changed, EVENT_OF[action], actor, before, after, reason, restored_version
+    )
     return changed
 
 
@@ -433,6 +450,7 @@ async def rollback(
         actor=actor,
         values=values,
         expected_version=expected_version,
+        restored_version=version,
     )
 
 
