@@ -89,3 +89,15 @@ def test_legacy_routes_are_deprecated(document):
     legacy = [op for _, _, op in operations(document) if "legacy" in op["tags"]]
     assert len(legacy) >= 19
     assert all(op.get("deprecated") for op in legacy)
+
+
+def test_every_v1_error_has_an_example_of_its_status(document):
+    for path, method, operation in operations(document):
+        if not path.startswith("/api/v1/"):
+            continue
+        for status, response in operation["responses"].items():
+            if status[0] in "45":
+                example = response["content"]["application/problem+json"]["example"]
+                assert example["status"] == int(status), (method, path, status)
+                assert example["detail"], (method, path, status)
+                assert set(example) >= {"type", "title", "status", "detail"}

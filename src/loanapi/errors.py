@@ -127,6 +127,39 @@ def problem_responses(
     }
 
 
+# What each error status looks like, for the documentation (real answers of the API; the
+# OpenAPI document shows one per status: openapi.tidy).
+EXAMPLE_DETAILS = {
+    401: "The token has expired",
+    403: "This endpoint is for the admin role",
+    404: "No loan with id 42",
+    409: "Only a requested loan can be approved; this one is new",
+    412: "The loan is at version 4, not 3: read it again",
+    413: "The request body is larger than 1048576 bytes.",
+    429: "Too many failed logins for this username from this address; try again later.",
+    503: "The database is overloaded; nothing was changed. Try again in 5 s.",
+}
+
+
+def problem_example(status: int) -> dict[str, Any]:
+    title = HTTPStatus(status).phrase if status != 422 else "Unprocessable Content"
+    if status == 422:
+        error = {
+            "loc": ["body", "principal"],
+            "msg": "must be between 1000.00 and 10000000.00 for home_loan",
+            "type": "out_of_range",
+        }
+        return {
+            "type": "about:blank",
+            "title": title,
+            "status": 422,
+            "detail": "body.principal: must be between 1000.00 and 10000000.00 for home_loan",
+            "errors": [error],
+        }
+    detail = EXAMPLE_DETAILS.get(status, HTTPStatus(status).description)
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
 # What a pattern means, for people (a regular expression in an error message helps nobody).
 PATTERN_WORDS = {
     r"^[A-Za-z0-9_.\-]+$": "3 to 64 letters, digits, _ . or -",

@@ -6,21 +6,28 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from loanapi.errors import PROBLEM_JSON
+from loanapi.errors import PROBLEM_JSON, problem_example
 
 PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 # The legacy routes answer errors in the original's {"Message": ...} shape.
 LEGACY_MESSAGE = {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}
 
 
-def _errors_as(operation: dict[str, Any], content: dict[str, Any], *, keep: bool) -> None:
+def _errors_as(
+    operation: dict[str, Any], content: Callable[[int], dict[str, Any]], *, keep: bool
+) -> None:
     """Set every error's content; with `keep`, only where FastAPI put its own 422 schema."""
     for status, response in operation.get("responses", {}).items():
         if not (status.isdigit() and int(status) >= 400):
             continue
         if keep and "HTTPValidationError" not in str(response.get("content", "")):
             continue
-        response["content"] = content
+        response["content"] = content(int(status))
+
+
+def _problem(status: int) -> dict[str, Any]:
+    """problem+json, with an example of the status (Swagger UI and ReDoc show it)."""
+    return {PROBLEM_JSON: {**PROBLEM[PROBLEM_JSON], "example": problem_example(status)}}
 
 
 def tidy(schema: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +35,7 @@ def tidy(schema: dict[str, Any]) -> dict[str, Any]:
     for methods in schema.get("paths", {}).values():
         for operation in methods.values():
             legacy = "legacy" in operation.get("tags", [])
-            _errors_as(operation, LEGACY_MESSAGE if legacy else PROBLEM, keep=legacy)
+            _errors_as(operation, (lambda _: LEGACY_MESSAGE) if legacy else _problem, keep=legacy)
     components = schema.get("components", {}).get("schemas", {})
     still_used = str(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):
