@@ -101,3 +101,27 @@ def test_every_v1_error_has_an_example_of_its_status(document):
                 assert example["status"] == int(status), (method, path, status)
                 assert example["detail"], (method, path, status)
                 assert set(example) >= {"type", "title", "status", "detail"}
+
+
+def test_every_v1_json_answer_has_an_example_with_real_values(document):
+    schemas = document["components"]["schemas"]
+
+    def example_of(schema):
+        if "$ref" in schema:
+            found = schemas[schema["$ref"].rsplit("/", 1)[-1]].get("examples")
+            return found[0] if found else None
+        if schema.get("type") == "array":
+            item = example_of(schema["items"])
+            return [item] if item is not None else None
+        return None
+
+    for path, method, operation in operations(document):
+        if not path.startswith("/api/v1/"):
+            continue
+        for status, response in operation["responses"].items():
+            content = response.get("content", {}).get("application/json")
+            if not status.startswith("2") or content is None:
+                continue
+            example = content.get("example") or example_of(content["schema"])
+            assert example, (method, path, status)
+            assert '"string"' not in str(example).replace("'", '"'), (method, path)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from sqlalchemy import Integer, Select, bindparam, tuple_
 
 from loanapi.errors import Unprocessable
@@ -19,7 +19,20 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
+def _page_example(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A page's example: its item's example, and a cursor to the next page."""
+    args = model.__pydantic_generic_metadata__["args"]
+    item = args[0] if args else None
+    extra = item.model_config.get("json_schema_extra") if item is not None else None
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    if examples:
+        cursor = encode_cursor(datetime(2026, 11, 30, 9, 15, 2, tzinfo=UTC), 42, "Yk3Xq0aF")
+        schema["examples"] = [{"items": examples[:1], "next_cursor": cursor}]
+
+
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_example)
+
     items: list[T]
     next_cursor: str | None = None
 

@@ -2,7 +2,7 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 from operator import methodcaller
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import (
     BaseModel,
@@ -12,6 +12,7 @@ from pydantic import (
     PlainSerializer,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from loanapi.loans.ledger import MAX_GRACE_DAYS, Bucket, InstallmentStatus
@@ -128,8 +129,29 @@ class LoanReject(InputModel):
     reason: Annotated[str | None, Field(max_length=500, pattern=PLAIN_TEXT)] = None
 
 
+# A new application: 10,000.00 at home_loan's 6.90% over 12 months (README's walk-through).
+NEW_LOAN: dict[str, Any] = {
+    "id": 42,
+    "customer_id": 7,
+    "agent_id": None,
+    "loan_type": "home_loan",
+    "principal": "10000.00",
+    "annual_rate": "6.90",
+    "tenure_months": 12,
+    "emi": "864.81",
+    "total_payable": "10377.67",
+    "total_interest": "377.67",
+    "status": "new",
+    "version": 1,
+    "created_at": "2026-11-30T09:15:02.481000Z",
+    "updated_at": "2026-11-30T09:15:02.481000Z",
+}
+
+
 class LoanRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [cast(JsonDict, NEW_LOAN)]}
+    )
 
     id: int
     customer_id: int
@@ -193,6 +215,52 @@ class LoanEventRead(BaseModel):
 
 
 class LoanHistory(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "version": 1,
+                            "action": "created",
+                            "actor_id": 7,
+                            "actor_role": "customer",
+                            "at": "2026-11-30T09:15:02.481000Z",
+                            "changes": {"tenure_months": {"from": None, "to": 12}},
+                            "snapshot": {
+                                "loan_type": "home_loan",
+                                "principal": "10000.00",
+                                "tenure_months": 12,
+                                "status": "new",
+                            },
+                            "reason": None,
+                            "restored_version": None,
+                        },
+                        {
+                            "version": 2,
+                            "action": "edited",
+                            "actor_id": 3,
+                            "actor_role": "agent",
+                            "at": "2026-11-30T10:02:11.007000Z",
+                            "changes": {
+                                "tenure_months": {"from": 12, "to": 24},
+                                "emi": {"from": "864.81", "to": "447.27"},
+                            },
+                            "snapshot": {
+                                "loan_type": "home_loan",
+                                "principal": "10000.00",
+                                "tenure_months": 24,
+                                "status": "new",
+                            },
+                            "reason": None,
+                            "restored_version": None,
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
     items: list[LoanEventRead]
 
 
@@ -205,6 +273,34 @@ class ScheduleRow(BaseModel):
 
 
 class ScheduleRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "emi": "864.81",
+                    "total_payable": "10377.67",
+                    "total_interest": "377.67",
+                    "rows": [
+                        {
+                            "installment": 1,
+                            "payment": "864.81",
+                            "principal": "807.31",
+                            "interest": "57.50",
+                            "balance": "9192.69",
+                        },
+                        {
+                            "installment": 2,
+                            "payment": "864.81",
+                            "principal": "811.95",
+                            "interest": "52.86",
+                            "balance": "8380.74",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
     emi: MoneyOut
     total_payable: MoneyOut
     total_interest: MoneyOut
@@ -212,7 +308,23 @@ class ScheduleRead(BaseModel):
 
 
 class LoanProductRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_type": "home_loan",
+                    "annual_rate": "6.90",
+                    "min_principal": "1000.00",
+                    "max_principal": "10000000.00",
+                    "min_tenure_months": 1,
+                    "max_tenure_months": 360,
+                    "late_fee": "50.00",
+                    "grace_days": 10,
+                }
+            ]
+        },
+    )
 
     loan_type: LoanType
     annual_rate: MoneyOut

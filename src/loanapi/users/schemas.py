@@ -55,7 +55,22 @@ class PasswordChange(BaseModel):
 
 
 class UserRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "username": "carol",
+                    "email": "carol@example.com",
+                    "phone": "+44 20 7946 0000",
+                    "role": "customer",
+                    "status": "active",
+                    "created_at": "2026-11-30T09:12:45.120000Z",
+                }
+            ]
+        },
+    )
 
     id: int
     username: str
@@ -67,12 +82,36 @@ class UserRead(BaseModel):
 
 
 class Token(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI3Iiwicm9sZSI6"
+                    "ImN1c3RvbWVyIn0.4pA0Sx3n1bX1q0r5c1Q2lJmXgk6cG2YBl1rZQzq3Tfg",
+                    "token_type": "bearer",
+                    "expires_in": 3600,
+                }
+            ]
+        }
+    )
+
     access_token: str
     token_type: str = "bearer"
     expires_in: int = Field(description="Seconds until the token expires")
 
 
 class PasswordReset(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user": UserRead.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+                    "temporary_password": "q3TQ0t7bX1mV9kZ2pL8wRA",
+                }
+            ]
+        }
+    )
+
     user: UserRead
     temporary_password: str = Field(
         description="Shown once: give it to the user, who must choose a new password with it "

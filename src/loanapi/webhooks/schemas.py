@@ -1,9 +1,10 @@
 """Events, webhook endpoints and deliveries as the API shows them (EVENTS.md)."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from loanapi.users.schemas import PLAIN_TEXT
 from loanapi.webhooks.models import EVENT_TYPES, DeliveryStatus, event_id
@@ -34,6 +35,17 @@ class EventRead(BaseModel):
 
 
 class EventPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": EventRead.model_config["json_schema_extra"]["examples"],  # type: ignore[index]
+                    "next_cursor": "MTIzNDUuMTA0Mg",
+                }
+            ]
+        }
+    )
+
     items: list[EventRead]
     next_cursor: str = Field(
         description="Where to ask from next time (`after`); never null: at the end of the feed, "
@@ -102,8 +114,21 @@ class WebhookUpdate(BaseModel):
     active: bool | None = None
 
 
+WEBHOOK_EXAMPLE: dict[str, Any] = {
+    "id": 3,
+    "url": "https://crm.example.com/hooks/loanapi",
+    "event_types": ["loan.approved", "loan.disbursed", "repayment.posted"],
+    "description": "CRM: approvals and money",
+    "active": True,
+    "created_at": "2026-11-30T09:20:11.004000Z",
+}
+SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
 class WebhookRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [cast(JsonDict, WEBHOOK_EXAMPLE)]}
+    )
 
     id: int
     url: str
@@ -114,18 +139,45 @@ class WebhookRead(BaseModel):
 
 
 class WebhookWithSecret(WebhookRead):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [cast(JsonDict, {**WEBHOOK_EXAMPLE, "secret": SECRET_EXAMPLE})]
+        }
+    )
+
     secret: str = Field(
         description="`whsec_` + base64: the signing key, shown only when created or rotated"
     )
 
 
 class WebhookPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [cast(JsonDict, {"items": [WEBHOOK_EXAMPLE], "next_cursor": None})]
+        }
+    )
+
     items: list[WebhookRead]
     next_cursor: str | None = None
 
 
+DELIVERY_EXAMPLE: dict[str, Any] = {
+    "id": 981,
+    "event_id": "evt_1042",
+    "event_type": "loan.approved",
+    "status": "pending",
+    "attempts": 2,
+    "last_status_code": 503,
+    "last_error": None,
+    "next_attempt_at": "2026-11-30T09:21:17.000000Z",
+    "delivered_at": None,
+}
+
+
 class DeliveryRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [cast(JsonDict, DELIVERY_EXAMPLE)]}
+    )
 
     id: int
     event_id: str
@@ -139,5 +191,11 @@ class DeliveryRead(BaseModel):
 
 
 class DeliveryPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [cast(JsonDict, {"items": [DELIVERY_EXAMPLE], "next_cursor": None})]
+        }
+    )
+
     items: list[DeliveryRead]
     next_cursor: str | None = None
