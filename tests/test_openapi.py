@@ -125,3 +125,16 @@ def test_every_v1_json_answer_has_an_example_with_real_values(document):
             example = content.get("example") or example_of(content["schema"])
             assert example, (method, path, status)
             assert '"string"' not in str(example).replace("'", '"'), (method, path)
+
+
+def test_authorize_says_which_scheme_to_use_first(document):
+    schemes = document["components"]["securitySchemes"]
+    assert list(schemes)[0] == "OAuth2PasswordBearer"  # the first form of the dialog
+    assert schemes["OAuth2PasswordBearer"]["description"].startswith("Start here")
+    for legacy in ("LegacyBasic", "APIKeyHeader"):
+        assert schemes[legacy]["description"].startswith("Legacy endpoints only")
+    assert "Only for POST /api/v1/auth/login" in schemes["Basic"]["description"]
+    tags = {tag["name"]: tag["description"] for tag in document["tags"]}
+    assert "Authorize" in tags["auth"]
+    assert "LegacyBasic" in tags["legacy"]
+    assert "x-access-token" in tags["legacy"]

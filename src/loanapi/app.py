@@ -31,7 +31,13 @@ from loanapi.users import service as users
 log = logging.getLogger("loanapi")
 
 TAGS = [
-    {"name": "auth", "description": "Registration, login and the caller's own account."},
+    {
+        "name": "auth",
+        "description": "Registration, login, logout, password change and the caller's own "
+        "account. In this page: **Authorize**, then the first form (OAuth2PasswordBearer) with "
+        "your username and password; every /api/v1 call then carries the token. The other "
+        "schemes are for the login endpoint (Basic) and the legacy endpoints only.",
+    },
     {"name": "customer", "description": "A customer's own loan applications."},
     {"name": "agent", "description": "Approved agents working applications for customers."},
     {"name": "admin", "description": "Admins: accounts, agent applications, loan decisions."},
@@ -45,7 +51,8 @@ TAGS = [
     {
         "name": "legacy",
         "description": "The original Flask system's endpoints, kept for its clients. Deprecated: "
-        "new clients use /api/v1.",
+        "new clients use /api/v1. They take the original's credentials: LegacyBasic for /login, "
+        "then its token in `x-access-token` (APIKeyHeader); an /api/v1 bearer token works too.",
     },
 ]
 

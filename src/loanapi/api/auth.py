@@ -27,7 +27,11 @@ from loanapi.users.records import Caller, UserRecord
 from loanapi.users.schemas import PasswordChange, Token, UserCreate, UserRead
 
 router = APIRouter(prefix=f"{V1}/auth", tags=["auth"])
-basic = Basic(auto_error=False, description="Username and password")
+basic = Basic(
+    auto_error=False,
+    description="Only for POST /api/v1/auth/login, which answers a bearer token; the other "
+    "endpoints take that token (OAuth2PasswordBearer).",
+)
 
 
 def issue_token(codec: TokenCodec, user: UserRecord, response: Response) -> Token:

@@ -77,7 +77,12 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 HasherDep = Annotated[Hasher, Depends(_hasher)]
 CodecDep = Annotated[TokenCodec, Depends(_codec)]
 
-bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+bearer = OAuth2PasswordBearer(
+    tokenUrl=TOKEN_URL,
+    auto_error=False,
+    description="Start here: your username and password give a token, sent as "
+    "`Authorization: Bearer` with every /api/v1 call (and accepted by the legacy endpoints).",
+)
 
 
 BearerToken = Annotated[str | None, Depends(bearer)]

@@ -19,13 +19,15 @@ NOT_AUTHORISED_FILTER = "You are not authorised to view this page!"
 ADMIN_ONLY = "You are not authorized to open this page"
 
 access_token = APIKeyHeader(
-    name="x-access-token", auto_error=False, description="The token from /login"
+    name="x-access-token",
+    auto_error=False,
+    description="Legacy endpoints only: the token from the original /login",
 )
 basic = Basic(
     auto_error=False,
     realm="Login Required!",
     scheme_name="LegacyBasic",
-    description="The original /login: username and password",
+    description="Legacy endpoints only: the original /login, with username and password",
 )
 
 
