@@ -341,3 +341,6 @@ async def test_a_rollback_event_says_which_version_it_restored(client, agent, cu
         ("edited", None),
         ("rolled_back", 1),
     ]
+    # each item names who acted beside the id
+    actors = [(item["actor_id"], item["actor_username"]) for item in history["items"]]
+    assert actors == [(customer.id, customer.username)] + [(agent.id, agent.username)] * 3

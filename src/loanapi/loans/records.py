@@ -92,6 +92,7 @@ class LoanEventRecord(Record):
     snapshot: dict[str, Any]
     reason: str | None
     restored_version: int | None = None
+    actor_username: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,6 +200,7 @@ class LoanEventRead(BaseModel):
     version: int
     action: EventAction
     actor_id: int
+    actor_username: str | None = Field(default=None, description="Who acted, by name")
     actor_role: Role
     at: datetime
     changes: dict[str, dict[str, Any]] = Field(
@@ -224,6 +225,7 @@ class LoanHistory(BaseModel):
                             "version": 1,
                             "action": "created",
                             "actor_id": 7,
+                            "actor_username": "carol",
                             "actor_role": "customer",
                             "at": "2026-11-30T09:15:02.481000Z",
                             "changes": {"tenure_months": {"from": None, "to": 12}},
@@ -240,6 +242,7 @@ class LoanHistory(BaseModel):
                             "version": 2,
                             "action": "edited",
                             "actor_id": 3,
+                            "actor_username": "andy",
                             "actor_role": "agent",
                             "at": "2026-11-30T10:02:11.007000Z",
                             "changes": {

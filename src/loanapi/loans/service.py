@@ -185,7 +185,13 @@ async def get_loan(
 
 
 _EVENTS = select(LoanEvent.__table__).where(LoanEvent.loan_id == bindparam("loan_id"))
-_HISTORY = _EVENTS.order_by(LoanEvent.version)
+# With who acted, by name (usernames never change; the history is short).
+_HISTORY = (
+    select(LoanEvent.__table__, User.username.label("actor_username"))
+    .join(User, User.id == LoanEvent.actor_id)
+    .where(LoanEvent.loan_id == bindparam("loan_id"))
+    .order_by(LoanEvent.version)
+)
 _VERSION = _EVENTS.where(LoanEvent.version == bindparam("version"))
 
 
