@@ -81,7 +81,7 @@ COLUMNS = (
     "first_due_given closed_on late_fee grace_days principal_outstanding interest_outstanding "
     "penalty_outstanding arrears dpd bucket cob_date next_due_on next_due_amount written_off_on "
     "written_off_principal written_off_interest written_off_penalty serviced_on fees_charged "
-    "fees_recorded rejection_reason"
+    "fees_recorded rejection_reason customer_username agent_username"
 ).split()
 SELECT_LOANS = "SELECT " + ", ".join(f"loans.{c}" for c in COLUMNS) + " \nFROM loans"
 GET_SQL = SELECT_LOANS + " \nWHERE loans.id = $1::INTEGER"

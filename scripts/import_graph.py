@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "loanapi.openapi",
             "loanapi.migrate",
             "loanapi.jobs",  # the scheduled jobs, run by the worker or the server
+            "loanapi.demo",  # drives the API in process
             "loanapi.models",  # imports every table for Alembic and the tests
         ),
     ),

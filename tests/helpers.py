@@ -38,6 +38,8 @@ LOAN_KEYS = {
     "written_off_interest",
     "written_off_penalty",
     "rejection_reason",
+    "customer_username",
+    "agent_username",
 }
 
 

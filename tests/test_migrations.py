@@ -107,7 +107,7 @@ def test_reprice_migration_fixes_half_cent_ties_only(fresh_url):
     assert [str(Decimal(str(row[1]))) for row in before][2] == "10680.95"
 
 
-HEAD = "0013"
+HEAD = "0014"
 # Loans of every status that existed before 0007, each with the events that led to it:
 # (id, status, agent_id, [(action, actor_id, actor_role, reason)]). Users: 1 customer, 2 agent,
 # 3 the admin (so the app bootstraps none: the test logs in as this one).

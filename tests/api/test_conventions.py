@@ -344,3 +344,23 @@ async def test_a_rollback_event_says_which_version_it_restored(client, agent, cu
     # each item names who acted beside the id
     actors = [(item["actor_id"], item["actor_username"]) for item in history["items"]]
     assert actors == [(customer.id, customer.username)] + [(agent.id, agent.username)] * 3
+
+
+async def test_loans_name_their_customer_and_agent_beside_the_ids(client, admin, agent, customer):
+    [loan_id] = await apply(client, customer, 1)
+    fresh = (await client.get(f"{V1}/customer/loans/{loan_id}", headers=customer.headers)).json()
+    assert (fresh["customer_username"], fresh["agent_username"]) == (customer.username, None)
+    await client.post(f"{V1}/agent/loans/{loan_id}/request", headers=agent.headers)
+    listed = (await client.get(f"{V1}/admin/loans", headers=admin.headers)).json()["items"][0]
+    assert (listed["customer_username"], listed["agent_username"]) == (
+        customer.username,
+        agent.username,
+    )
+    walk_in = {
+        "customer_id": customer.id,
+        "loan_type": "car_loan",
+        "principal": "20000",
+        "tenure_months": 24,
+    }
+    opened = (await client.post(f"{V1}/agent/loans", json=walk_in, headers=agent.headers)).json()
+    assert opened["customer_username"] == customer.username  # the customer's, not the agent's

@@ -124,6 +124,9 @@ class Loan(Base):
     fees_recorded: Mapped[int | None] = mapped_column(Integer)
     # Why the admin rejected it (while it is rejected; an edit back to `new` clears it).
     rejection_reason: Mapped[str | None] = mapped_column(String(500))
+    # Beside the ids, for people: usernames never change, so they are kept with the loan.
+    customer_username: Mapped[str | None] = mapped_column(String(64))
+    agent_username: Mapped[str | None] = mapped_column(String(64))
 
     # Every list is newest first, (created_at desc, id desc); each filter has an index that
     # starts with the filtered column and then gives that order, so no list sorts the table.

@@ -60,6 +60,8 @@ class LoanRecord(Record):
     fees_charged: Annotated[int | None, Field(exclude=True)] = None
     fees_recorded: Annotated[int | None, Field(exclude=True)] = None
     rejection_reason: str | None = None
+    customer_username: str | None = None
+    agent_username: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,6 +145,8 @@ NEW_LOAN: dict[str, Any] = {
     "version": 1,
     "created_at": "2026-11-30T09:15:02.481000Z",
     "updated_at": "2026-11-30T09:15:02.481000Z",
+    "customer_username": "carol",
+    "agent_username": None,
 }
 
 
@@ -191,6 +193,10 @@ class LoanRead(BaseModel):
     written_off_penalty: MoneyOut | None = None
     rejection_reason: str | None = Field(
         default=None, description="Why the admin rejected it (only while it is rejected)"
+    )
+    customer_username: str | None = Field(default=None, description="The customer, by name")
+    agent_username: str | None = Field(
+        default=None, description="The agent who requested it, by name"
     )
 
 

@@ -292,6 +292,7 @@ async def apply(
     now = utcnow()
     loan = {
         "customer_id": customer.id,
+        "customer_username": customer.username,
         "agent_id": None,
         "status": LoanStatus.new,
         "version": 1,
@@ -305,7 +306,7 @@ async def apply(
     return row
 
 
-_CUSTOMER = select(User.id, User.role, User.status).where(User.id == bindparam("id"))
+_CUSTOMER = select(User.id, User.username, User.role, User.status).where(User.id == bindparam("id"))
 
 
 async def apply_for(
@@ -318,7 +319,7 @@ async def apply_for(
         raise NotFound(f"No customer with id {customer_id}")
     if found["status"] is not UserStatus.active:
         raise Conflict(f"Customer {customer_id}'s account is {found['status'].value}")
-    customer = replace(agent, id=customer_id, role=Role.customer)
+    customer = replace(agent, id=customer_id, username=found["username"], role=Role.customer)
     return await apply(session, customer=customer, data=data, actor=agent)
 
 
@@ -368,15 +369,18 @@ async def _change(
     expected_version: int | None,
     reason: str | None = None,
     restored_version: int | None = None,
+    beside: dict[str, Any] | None = None,
 ) -> LoanRecord:
     """Move `loan` through the state machine; no-op when nothing would change. A rejection
-    keeps its reason on the loan, and leaving `rejected` clears it."""
+    keeps its reason on the loan, and leaving `rejected` clears it; `beside`: columns set with
+    the change that are not part of its history (the agent's username)."""
     status = _permit(loan, action, actor, expected_version)
     before = state_of(loan)
     after = {**before, **values, "status": status}
     if after == before:
         return loan
     diff = {name: after[name] for name in SNAPSHOT if after[name] != before[name]}
+    diff |= beside or {}
     if action is Action.reject:
         diff["rejection_reason"] = reason
     elif loan.status is LoanStatus.rejected and status is not LoanStatus.rejected:
@@ -475,6 +479,7 @@ async def request(
         actor=agent,
         values={"agent_id": agent.id},
         expected_version=expected_version,
+        beside={"agent_username": agent.username},
     )
 
 
