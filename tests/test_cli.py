@@ -398,10 +398,12 @@ def test_users_list_shows_the_accounts_with_filters(db_file):
     assert "sleeping" in bad.output
 
 
-def test_demo_fills_a_fresh_database_once(database, app):
-    """On both engines (the suite's database, emptied by `app`)."""
+def test_demo_fills_a_fresh_database_once(database, app, tmp_path):
+    """On both engines: a new SQLite file, or the suite's PostgreSQL database emptied by `app`
+    (not the suite's SQLite file, which the session's app keeps open)."""
+    url = database_url(tmp_path / "demo.db") if database.is_sqlite else database.url
     env = {
-        "LOANAPI_DATABASE_URL": database.url,
+        "LOANAPI_DATABASE_URL": url,
         "LOANAPI_SECRET_KEY": SECRET,
         "LOANAPI_PBKDF2_ROUNDS": "1000",
         "LOANAPI_DB_POOL_SIZE": "2",
