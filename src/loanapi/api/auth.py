@@ -30,7 +30,7 @@ router = APIRouter(prefix=f"{V1}/auth", tags=["auth"])
 basic = Basic(
     auto_error=False,
     description="Only for POST /api/v1/auth/login, which answers a bearer token; the other "
-    "endpoints take that token (OAuth2PasswordBearer).",
+    "endpoints take that token (the first form of this dialog).",
 )
 
 
