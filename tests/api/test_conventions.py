@@ -8,6 +8,7 @@ from tests.helpers import assert_field_error, assert_problem
 
 V1 = "/api/v1"
 APPLY = {"loan_type": "home_loan", "principal": "10000", "tenure_months": 12}
+WALK_IN = {"loan_type": "car_loan", "principal": "20000", "tenure_months": 24}
 
 
 async def apply(client, customer, n: int) -> list[int]:
@@ -148,12 +149,7 @@ async def test_every_201_carries_a_location_that_reads_it_back(client, admin, ag
 
 
 async def test_an_agent_opens_a_loan_for_a_walk_in_customer(client, agent, customer, admin):
-    body = {
-        "customer_id": customer.id,
-        "loan_type": "car_loan",
-        "principal": "20000",
-        "tenure_months": 24,
-    }
+    body = {**WALK_IN, "customer_id": customer.id}
     opened = await client.post(f"{V1}/agent/loans", json=body, headers=agent.headers)
     loan = await assert_located(client, opened, agent.headers)
     assert (loan["status"], loan["customer_id"], loan["agent_id"], loan["version"]) == (
@@ -188,12 +184,7 @@ async def test_an_agent_opens_a_loan_for_a_walk_in_customer(client, agent, custo
 async def test_a_walk_in_loan_is_refused_for_anyone_but_an_active_customer(
     client, agent, customer, change, status, words
 ):
-    body = {
-        "customer_id": customer.id,
-        "loan_type": "car_loan",
-        "principal": "20000",
-        "tenure_months": 24,
-    }
+    body = {**WALK_IN, "customer_id": customer.id}
     if change.get("customer_id") == "agent":
         change = {"customer_id": agent.id}
     refused = await client.post(f"{V1}/agent/loans", json={**body, **change}, headers=agent.headers)
@@ -205,12 +196,7 @@ async def test_a_walk_in_loan_is_refused_for_anyone_but_an_active_customer(
 
 async def test_a_disabled_customer_gets_no_walk_in_loan(client, admin, agent, customer):
     await client.post(f"{V1}/admin/users/{customer.id}/disable", headers=admin.headers)
-    body = {
-        "customer_id": customer.id,
-        "loan_type": "car_loan",
-        "principal": "20000",
-        "tenure_months": 24,
-    }
+    body = {**WALK_IN, "customer_id": customer.id}
     refused = await client.post(f"{V1}/agent/loans", json=body, headers=agent.headers)
     assert "disabled" in assert_problem(refused, 409)["detail"]
 
@@ -356,11 +342,6 @@ async def test_loans_name_their_customer_and_agent_beside_the_ids(client, admin,
         customer.username,
         agent.username,
     )
-    walk_in = {
-        "customer_id": customer.id,
-        "loan_type": "car_loan",
-        "principal": "20000",
-        "tenure_months": 24,
-    }
+    walk_in = {**WALK_IN, "customer_id": customer.id}
     opened = (await client.post(f"{V1}/agent/loans", json=walk_in, headers=agent.headers)).json()
     assert opened["customer_username"] == customer.username  # the customer's, not the agent's

@@ -33,7 +33,7 @@ from loanapi.api.deps import (
 )
 from loanapi.api.exports import LOANS, REPAYMENTS, USERS, csv_download, csv_route, wants_csv
 from loanapi.api.idempotency import IdempotentRoute
-from loanapi.api.servicing import LOAN_EXAMPLE, PAYOFF, REPAY, STATEMENT, OnDate
+from loanapi.api.servicing import LOAN_EXAMPLE, PAYOFF, REPAY, REPAYMENT, STATEMENT, OnDate
 from loanapi.errors import Unprocessable, problem_responses
 from loanapi.loans import service as loans
 from loanapi.loans import servicing
@@ -416,11 +416,7 @@ async def repay_loan(
 
 
 @router.get(
-    "/loans/{loan_id}/repayments/{repayment_id}",
-    response_model=RepaymentRead,
-    operation_id="admin_get_repayment",
-    summary="One repayment of a loan, with its allocation",
-    responses=problem_responses(404),
+    "/loans/{loan_id}/repayments/{repayment_id}", operation_id="admin_get_repayment", **REPAYMENT
 )
 async def get_repayment(
     loan_id: LoanId, repayment_id: RepaymentId, admin: AdminUser, session: ReadSessionDep

@@ -25,7 +25,7 @@ from loanapi.api.deps import (
     WriteSessionDep,
 )
 from loanapi.api.idempotency import IdempotentRoute
-from loanapi.api.servicing import PAYOFF, REPAY, STATEMENT, OnDate
+from loanapi.api.servicing import PAYOFF, REPAY, REPAYMENT, STATEMENT, OnDate
 from loanapi.errors import problem_responses
 from loanapi.loans import service as loans
 from loanapi.loans import servicing
@@ -38,7 +38,6 @@ from loanapi.loans.schemas import (
     LoanUpdate,
     PayoffRead,
     RepaymentCreate,
-    RepaymentRead,
 )
 from loanapi.pagination import Page
 from loanapi.users import service as users
@@ -209,11 +208,7 @@ async def repay_loan(
 
 
 @router.get(
-    "/loans/{loan_id}/repayments/{repayment_id}",
-    response_model=RepaymentRead,
-    operation_id="agent_get_repayment",
-    summary="One repayment of a loan, with its allocation",
-    responses=problem_responses(404),
+    "/loans/{loan_id}/repayments/{repayment_id}", operation_id="agent_get_repayment", **REPAYMENT
 )
 async def get_repayment(
     loan_id: LoanId, repayment_id: RepaymentId, agent: AgentUser, session: ReadSessionDep

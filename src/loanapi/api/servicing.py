@@ -124,6 +124,11 @@ _NOT_SERVICED = "No such loan (a customer's: not one of theirs)"
 _NOT_DISBURSED = "The loan has not been disbursed"
 _BAD_DATE = "`on` is after today or before the disbursement"
 
+REPAYMENT: dict[str, Any] = {
+    "response_model": RepaymentRead,
+    "summary": "One repayment of a loan, with its allocation",
+    "responses": problem_responses(404),
+}
 PAYOFF: dict[str, Any] = {
     "response_model": PayoffRead,
     "summary": "What pays the loan off on a date",
