@@ -419,3 +419,11 @@ def test_demo_fills_a_fresh_database_once(database, app, tmp_path):
     again = runner.invoke(cli, ["demo"], env=env)
     assert again.exit_code == 1
     assert "already holds loans" in again.output
+
+
+def test_create_admin_explains_a_bad_username_in_words(db_file):
+    assert invoke(["db", "upgrade"], db_file).exit_code == 0
+    result = create_admin(db_file, "bad name", "bad@example.com", "long-enough-pass-1")
+    assert result.exit_code == 2
+    assert "username: 3 to 64 letters, digits, _ . or -" in result.output
+    assert "^[" not in result.output

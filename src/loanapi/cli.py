@@ -200,10 +200,10 @@ def create_admin(
 
 
 def _first_errors(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, item['loc']))}: {item['msg']}"
-        for item in error.errors(include_input=False, include_url=False)
-    )
+    from loanapi.errors import field_errors
+
+    errors = field_errors(error.errors(include_input=False, include_url=False))
+    return "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in errors)
 
 
 def _with_app(settings: Settings, work: Callable[[Any], Awaitable[None]], failure: str) -> None:
@@ -229,20 +229,6 @@ def _with_app(settings: Settings, work: Callable[[Any], Awaitable[None]], failur
     asyncio.run(run())
 
 
-async def _user_id(session: Any, username: str) -> int:
-    from sqlalchemy import func, select
-
-    from loanapi.users.models import User
-
-    found = await session.scalar(
-        select(User.id).where(func.lower(User.username) == username.lower())
-    )
-    if found is None:
-        typer.echo(f"No user named {username}", err=True)
-        raise typer.Exit(1)
-    return int(found)
-
-
 @users_app.command("list")
 def users_list(
     role: Annotated[str | None, typer.Option(help="customer, agent or admin")] = None,
@@ -251,8 +237,7 @@ def users_list(
     ] = None,
 ) -> None:
     """The accounts, oldest first: id, username, role, status, e-mail, created (UTC)."""
-    from sqlalchemy import select
-
+    from loanapi.users import service as users
     from loanapi.users.models import Role, User, UserStatus
 
     try:
@@ -263,25 +248,25 @@ def users_list(
         raise typer.Exit(2) from None
     rows: list[Any] = []
 
+    columns = (User.id, User.username, User.role, User.status, User.email, User.created_at)
+
     async def collect(application: Any) -> None:
-        query = select(User.id, User.username, User.role, User.status, User.email, User.created_at)
-        if roles:
-            query = query.where(User.role.in_(roles))
-        if statuses:
-            query = query.where(User.status.in_(statuses))
         async with application.state.sessions.read() as session:
-            rows.extend((await session.execute(query.order_by(User.id))).all())
+            found = await users.oldest_rows(
+                session, columns=columns, limit=2**31 - 1, roles=roles, statuses=statuses
+            )
+        rows.extend(found)
 
     _with_app(_settings(), collect, "Could not list the users")
     header = ("id", "username", "role", "status", "email", "created")
     table = [header] + [
         (
-            str(r.id),
-            r.username,
-            r.role.value,
-            r.status.value,
-            r.email,
-            f"{r.created_at:%Y-%m-%d %H:%M}",
+            str(r["id"]),
+            r["username"],
+            r["role"].value,
+            r["status"].value,
+            r["email"],
+            f"{r['created_at']:%Y-%m-%d %H:%M}",
         )
         for r in rows
     ]
@@ -300,7 +285,7 @@ def users_unlock(username: Annotated[str, typer.Argument(help="The user's userna
 
     async def unlock(application: Any) -> None:
         async with application.state.sessions.write() as session, session.begin():
-            await users.unlock(session, user_id=await _user_id(session, username))
+            await users.unlock(session, user_id=await users.id_of(session, username=username))
 
     _with_app(_settings(), unlock, "Could not unlock")
     typer.echo(f"{username} unlocked")
@@ -318,7 +303,7 @@ def users_reset_password(
 
     async def reset(application: Any) -> None:
         async with application.state.sessions.write() as session, session.begin():
-            user_id = await _user_id(session, username)
+            user_id = await users.id_of(session, username=username)
             _, temporary = await users.reset_password(
                 session, user_id=user_id, hasher=application.state.hasher
             )

@@ -1,6 +1,7 @@
 """One error type, one body: RFC 9457 problem details for every failure."""
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -188,12 +189,17 @@ def _location(err: dict[str, Any]) -> list[str | int]:
     return [*loc, field] if isinstance(field, str) else loc
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Only location, message and type: echoing the input could reflect a password back.
+def field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as the API reports them (also the CLI): only location, message for
+    people and type; echoing the input could reflect a password back."""
     return [
         {"loc": _location(err), "msg": _message(err), "type": str(err.get("type", ""))}
-        for err in jsonable_encoder(exc.errors())
+        for err in jsonable_encoder(errors)
     ]
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return field_errors(exc.errors())
 
 
 async def _api_error(_request: Request, exc: Exception) -> Response:

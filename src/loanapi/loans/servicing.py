@@ -564,10 +564,7 @@ async def reverse(
     expected_version: int | None = None,
 ) -> RepaymentRecord:
     loan = await _locked(session, loan_id)
-    rows = await fetch(session, _REPAYMENT_ROW, {"repayment_id": repayment_id, "loan_id": loan_id})
-    if not rows:
-        raise RepaymentNotFound(loan_id, repayment_id)
-    if RepaymentRecord.of(rows[0]).reversed:
+    if (await get_repayment(session, loan_id=loan_id, repayment_id=repayment_id)).reversed:
         raise AlreadyReversed(repayment_id)
     _permit(loan, Action.reverse, actor, expected_version)
     terms = terms_of(loan)

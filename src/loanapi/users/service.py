@@ -258,8 +258,18 @@ def _login_limits(settings: Settings) -> tuple[throttle.Limit, throttle.Limit, t
     )
 
 
+async def id_of(session: AsyncSession, *, username: str) -> int:
+    """The id of the user with this username (any case), else 404."""
+    found = await session.scalar(
+        select(User.id).where(func.lower(User.username) == username.lower())
+    )
+    if found is None:
+        raise NotFound(f"No user named {username}")
+    return int(found)
+
+
 async def get_user(session: AsyncSession, *, user_id: int) -> UserRecord:
-    rows = await fetch(session, _CALLER_BY_ID, {"id": user_id, "jti": ""})
+    rows = await fetch(session, _USER_BY_ID, {"id": user_id})
     if not rows:
         raise NotFound(f"No user with id {user_id}")
     return UserRecord.of(rows[0])
@@ -296,6 +306,7 @@ async def _save_hash(
 
 
 _RECORD_COLUMNS = tuple(User.__table__.c[name] for name in FIELDS)
+_USER_BY_ID = select(*_RECORD_COLUMNS).where(User.__table__.c.id == bindparam("id"))
 # The token's user and whether the token still stands, in one statement (every request).
 _CALLER_BY_ID = select(
     *_RECORD_COLUMNS,
