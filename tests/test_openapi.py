@@ -138,3 +138,20 @@ def test_authorize_says_which_scheme_to_use_first(document):
     assert "Authorize" in tags["auth"]
     assert "LegacyBasic" in tags["legacy"]
     assert "x-access-token" in tags["legacy"]
+
+
+def test_every_operation_is_described_beyond_its_summary(document):
+    for path, method, operation in operations(document):
+        description = operation.get("description", "")
+        assert len(description) > 40, (method, path)
+        assert description != operation["summary"], (method, path)
+
+
+def test_parameters_have_plain_types_and_say_what_they_do(document):
+    for path, method, operation in operations(document):
+        for parameter in operation.get("parameters", []):
+            schema = parameter["schema"]
+            where = (method, path, parameter["name"])
+            assert "anyOf" not in schema, where  # Swagger UI would show no type
+            assert "$ref" in schema or schema.get("type") in {"string", "integer", "boolean"}
+            assert parameter.get("description"), where

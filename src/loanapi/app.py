@@ -184,6 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tags=["service"],
             operation_id="service_metrics",
             summary="Prometheus metrics: requests and latency by route and status, loans by status",
+            description="Prometheus text format; needs no token. Routes are labelled by their "
+            "template (`/api/v1/admin/loans/{loan_id}`), never by raw ids. Loans by status and "
+            "the webhook gauges (`loanapi_webhook_deliveries`, `loanapi_webhook_queue_depth`, "
+            "`loanapi_webhook_oldest_pending_seconds`) are counted in the database at each "
+            "scrape; with several workers, set `PROMETHEUS_MULTIPROC_DIR` to sum their counters.",
             response_class=PlainTextResponse,
         )
     add_routes(app, legacy.router)

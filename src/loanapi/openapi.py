@@ -30,12 +30,30 @@ def _problem(status: int) -> dict[str, Any]:
     return {PROBLEM_JSON: {**PROBLEM[PROBLEM_JSON], "example": problem_example(status)}}
 
 
+NULL = {"type": "null"}
+
+
+def _plain(parameter: dict[str, Any]) -> None:
+    """An optional parameter's `anyOf: [T, null]` shown as plain T (Swagger UI then shows the
+    type, its format and an enum's dropdown); leaving it out is how a client says "none"."""
+    schema = parameter.get("schema", {})
+    options = schema.get("anyOf", [])
+    if parameter.get("required") or len(options) != 2 or NULL not in options:
+        return
+    (kept,) = (option for option in options if option != NULL)
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    parameter["schema"] = {**kept, **rest}
+
+
 def tidy(schema: dict[str, Any]) -> dict[str, Any]:
-    """Errors are problem+json everywhere but on the legacy routes, which keep their shapes."""
+    """Errors are problem+json everywhere but on the legacy routes, which keep their shapes;
+    optional parameters have plain types."""
     for methods in schema.get("paths", {}).values():
         for operation in methods.values():
             legacy = "legacy" in operation.get("tags", [])
             _errors_as(operation, (lambda _: LEGACY_MESSAGE) if legacy else _problem, keep=legacy)
+            for parameter in operation.get("parameters", []):
+                _plain(parameter)
     components = schema.get("components", {}).get("schemas", {})
     still_used = str(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):

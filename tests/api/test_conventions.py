@@ -268,6 +268,16 @@ async def test_loan_lists_take_several_statuses_and_a_customer_prefix(
     problem = assert_field_error(bad, "query", "status")
     assert "unknown status 'pending'" in problem["detail"]
     assert "new, requested" in problem["detail"]
+    # the lists of an agent's requests too
+    await client.post(f"{V1}/agent/loans/{mine[2]}/request", headers=agent.headers)
+    await client.post(f"{V1}/admin/loans/{mine[2]}/approve", headers=admin.headers)
+    assert await ids("/agent/requests?status=requested,approved", agent) == [mine[2], mine[0]]
+    assert await ids("/agent/requests?status=approved", agent) == [mine[2]]
+    by_agent = f"/admin/agents/{agent.id}/loan-requests?status="
+    assert await ids(f"{by_agent}approved,rejected") == [mine[2]]
+    assert await ids(f"{by_agent}new,requested") == [mine[0]]
+    bad = await client.get(f"{V1}/agent/requests?status=nope", headers=agent.headers)
+    assert "unknown status 'nope'" in assert_field_error(bad, "query", "status")["detail"]
 
 
 # --- a rejected loan says why; a rollback says what it restored --------------------------------

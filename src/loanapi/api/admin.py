@@ -4,7 +4,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from loanapi.api.common import (
     history_response,
@@ -28,8 +28,10 @@ from loanapi.api.deps import (
     PageDep,
     ReadSessionDep,
     RepaymentId,
+    StatusText,
     UserId,
     WriteSessionDep,
+    statuses_of,
 )
 from loanapi.api.exports import LOANS, REPAYMENTS, USERS, csv_download, csv_route, wants_csv
 from loanapi.api.idempotency import IdempotentRoute
@@ -37,7 +39,7 @@ from loanapi.api.servicing import LOAN_EXAMPLE, PAYOFF, REPAY, REPAYMENT, STATEM
 from loanapi.errors import Unprocessable, problem_responses
 from loanapi.loans import service as loans
 from loanapi.loans import servicing
-from loanapi.loans.models import LoanStatus, LoanType
+from loanapi.loans.models import LoanType
 from loanapi.loans.schemas import (
     Disbursement,
     IsoDate,
@@ -77,6 +79,9 @@ class AgentStatus(StrEnum):
     response_model=Page[UserRead],
     operation_id="admin_list_users",
     summary="All users, newest first",
+    description="Filters `role` and `status` combine with AND. Paged with `limit` and `cursor` "
+    "(the previous page's `next_cursor`, sent with the same filters); `format=csv` downloads every "
+    "matching user instead.",
     **csv_route(),
 )
 async def list_users(
@@ -84,8 +89,8 @@ async def list_users(
     admin: AdminUser,
     session: ReadSessionDep,
     page: PageDep,
-    role: Annotated[Role | None, Query()] = None,
-    status: Annotated[UserStatus | None, Query()] = None,
+    role: Annotated[Role | None, Query(description="Users of this role")] = None,
+    status: Annotated[UserStatus | None, Query(description="Users in this status")] = None,
 ) -> Response:
     roles, statuses = [role] if role else (), [status] if status else ()
     if wants_csv(request):
@@ -100,6 +105,8 @@ async def list_users(
     response_model=Page[UserRead],
     operation_id="admin_list_customers",
     summary="All customers, newest first",
+    description="Customers in every status, `disabled` included. Paged with `limit` and `cursor` "
+    "(the previous page's `next_cursor`); `format=csv` downloads them all.",
     **csv_route(),
 )
 async def list_customers(
@@ -116,6 +123,9 @@ async def list_customers(
     response_model=Page[UserRead],
     operation_id="admin_list_agents",
     summary="Agents, optionally by status (active = approved)",
+    description="`status` takes `active`, `pending` or `rejected`; without it every agent is "
+    "listed, `disabled` ones included. Paged with `limit` and `cursor` (the previous page's "
+    "`next_cursor`, sent with the same `status`); `format=csv` downloads every match.",
     **csv_route(),
 )
 async def list_agents(
@@ -123,7 +133,9 @@ async def list_agents(
     admin: AdminUser,
     session: ReadSessionDep,
     page: PageDep,
-    status: Annotated[AgentStatus | None, Query()] = None,
+    status: Annotated[
+        AgentStatus | None, Query(description="`active` is approved; `pending` awaits a decision")
+    ] = None,
 ) -> Response:
     statuses = [UserStatus(status.value)] if status else ()
     if wants_csv(request):
@@ -138,6 +150,10 @@ async def list_agents(
     response_model=Page[UserRead],
     operation_id="admin_list_agent_applications",
     summary="Agents waiting for approval",
+    description="Agents in status `pending`: registered and not decided yet, or enabled again "
+    "without ever having been approved. They cannot log in until approved "
+    "(`POST /api/v1/admin/agents/{agent_id}/approve`). Newest first, paged with `limit` and "
+    "`cursor`; `format=csv` downloads them all.",
     **csv_route(),
 )
 async def list_agent_applications(
@@ -159,6 +175,9 @@ async def list_agent_applications(
     response_model=UserRead,
     operation_id="admin_approve_agent",
     summary="Approve an agent's application",
+    description="Allowed from `pending` or `rejected` (409 otherwise, e.g. a `disabled` "
+    "agent); 404 when the id is not an agent's. The agent becomes `active` and can log in; an "
+    "`agent.approved` integration event is written.",
     responses=problem_responses(404, 409),
 )
 async def approve_agent(admin: AdminUser, session: WriteSessionDep, agent_id: UserId) -> Response:
@@ -170,6 +189,9 @@ async def approve_agent(admin: AdminUser, session: WriteSessionDep, agent_id: Us
     response_model=UserRead,
     operation_id="admin_reject_agent",
     summary="Reject a pending agent's application",
+    description="Only a `pending` agent (409 otherwise); 404 when the id is not an agent's. A "
+    "rejected agent's login is refused (403), and an admin may still approve them later. Writes "
+    "an `agent.rejected` integration event.",
     responses=problem_responses(404, 409),
 )
 async def reject_agent(admin: AdminUser, session: WriteSessionDep, agent_id: UserId) -> Response:
@@ -181,6 +203,10 @@ async def reject_agent(admin: AdminUser, session: WriteSessionDep, agent_id: Use
     response_model=UserRead,
     operation_id="admin_disable_user",
     summary="Disable a user; their tokens stop working at once",
+    description="Any user but yourself (409 for your own account, or one already `disabled`). From "
+    "the next request on, their tokens get 401 and their logins 403; the tokens are not revoked, "
+    "so unexpired ones work again if the user is enabled. Writes a `user.disabled` integration "
+    "event.",
     responses=problem_responses(404, 409),
 )
 async def disable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserId) -> Response:
@@ -192,6 +218,10 @@ async def disable_user(admin: AdminUser, session: WriteSessionDep, user_id: User
     response_model=UserRead,
     operation_id="admin_enable_user",
     summary="Enable a disabled user again",
+    description="Only a `disabled` user (409 otherwise). The user is `active` again, except an "
+    "agent who was never approved, who goes back to `pending` (the agent applications). Tokens "
+    "issued before the disable that have not expired work again; a `user.enabled` integration "
+    "event is written.",
     responses=problem_responses(404, 409),
 )
 async def enable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserId) -> Response:
@@ -203,6 +233,8 @@ async def enable_user(admin: AdminUser, session: WriteSessionDep, user_id: UserI
     response_model=UserRead,
     operation_id="admin_get_user",
     summary="One user",
+    description="Any user, admins included, in any status (`disabled` too); 404 for an unknown id. "
+    "The body never holds a password or its hash.",
     responses=problem_responses(404),
 )
 async def get_user(admin: AdminUser, session: ReadSessionDep, user_id: UserId) -> Response:
@@ -213,7 +245,11 @@ async def get_user(admin: AdminUser, session: ReadSessionDep, user_id: UserId) -
     "/users/{user_id}/unlock",
     response_model=UserRead,
     operation_id="admin_unlock_user",
-    summary="Clear a user's failed logins: every address may log in again at once",
+    summary="Clear a user's failed logins: their lockout and slowdown end at once",
+    description="Deletes this username's failed-login counts: the lockout (429) per username and "
+    "address, and the slowdown after many failures from any addresses. The count of an address's "
+    "failures across all usernames is kept; the account's status, password and tokens do not "
+    "change.",
     responses=problem_responses(404, 409),
 )
 async def unlock_user(admin: AdminUser, session: WriteSessionDep, user_id: UserId) -> Response:
@@ -244,6 +280,10 @@ async def reset_password(
     response_model=Page[LoanRead],
     operation_id="admin_agent_loan_requests",
     summary="Loans one agent has requested, newest first",
+    description="Loans whose `agent_id` is this agent (who requested them), in whatever status "
+    "they have reached since; `status` narrows it (one or several, separated by commas). 404 "
+    "when the id is not an agent's. Paged with `limit` and `cursor`; `format=csv` downloads "
+    "every match.",
     **csv_route(problem_responses(404)),
 )
 async def agent_loan_requests(
@@ -252,12 +292,14 @@ async def agent_loan_requests(
     session: ReadSessionDep,
     page: PageDep,
     agent_id: UserId,
-    status: Annotated[LoanStatus | None, Query()] = None,
+    status: Annotated[StatusText, Query()] = None,
 ) -> Response:
+    one, several = statuses_of(status)
+    requested = partial(loans.agent_requests, agent_id=agent_id, status=one, statuses=several)
     if wants_csv(request):
-        pages = partial(loans.agent_requests, agent_id=agent_id, status=status)
-        return await csv_download(request, session, f"agent-{agent_id}-loan-requests", LOANS, pages)
-    found = await loans.agent_requests(session, agent_id=agent_id, status=status, page=page)
+        name = f"agent-{agent_id}-loan-requests"
+        return await csv_download(request, session, name, LOANS, requested)
+    found = await requested(session, page=page)
     return loan_page(found, page)
 
 
@@ -266,6 +308,11 @@ async def agent_loan_requests(
     response_model=Page[LoanRead],
     operation_id="admin_list_loans",
     summary="All loans, filtered, newest first",
+    description="Filters combine with AND: `status` (one, or several separated by commas), "
+    "`loan_type`, `customer_id`, `q` (the customer's username or e-mail starts with it), "
+    "`created_from`/`created_to` and `updated_from`/`updated_to` (a date is the whole UTC day), "
+    "`dpd_min`/`dpd_max` and `bucket`. Paged with `limit` and `cursor` (a cursor only works with "
+    "the filters it came with); `format=csv` downloads every match.",
     **csv_route(),
 )
 async def list_loans(
@@ -283,6 +330,10 @@ async def list_loans(
     response_model=LoanRead,
     operation_id="admin_get_loan",
     summary="One loan",
+    description="The `ETag` header is the loan's `version`: send it as `If-Match` with a change to "
+    "get a 412 if the loan changed meanwhile. Servicing fields are null until disbursement; `dpd`, "
+    "`arrears` and `bucket` are as of the loan's last change or close of business (the statement "
+    "gives any date).",
     responses=problem_responses(404),
 )
 async def get_loan(loan_id: LoanId, admin: AdminUser, session: ReadSessionDep) -> Response:
@@ -294,6 +345,10 @@ async def get_loan(loan_id: LoanId, admin: AdminUser, session: ReadSessionDep) -
     response_model=LoanHistory,
     operation_id="admin_loan_history",
     summary="Every change of a loan, oldest first",
+    description="The whole history in one response, not paged. Each event gives the loan's "
+    "`version` after it, the `action`, who acted (`actor_id`, `actor_username`, `actor_role`), "
+    "`changes` (each changed field's `from` and `to`) and a `snapshot`; `reason` is set on "
+    "rejections, reversals and write-offs, `restored_version` on rollbacks.",
     responses=problem_responses(404),
 )
 async def loan_history(loan_id: LoanId, admin: AdminUser, session: ReadSessionDep) -> LoanHistory:
@@ -305,6 +360,10 @@ async def loan_history(loan_id: LoanId, admin: AdminUser, session: ReadSessionDe
     response_model=LoanRead,
     operation_id="admin_approve_loan",
     summary="Approve a requested loan (final)",
+    description="Only a `requested` loan (409 otherwise); its terms and rate do not change, and "
+    "disbursement is its only next step. Send the loan's `ETag` as `If-Match` to get a 412 instead "
+    "if it changed since you read it. Writes an `approved` event to the loan's history and a "
+    "`loan.approved` integration event.",
     responses=problem_responses(404, 409, 412),
 )
 async def approve_loan(
@@ -328,6 +387,10 @@ async def approve_loan(
     response_model=LoanRead,
     operation_id="admin_reject_loan",
     summary="Reject a new or requested loan",
+    description="Allowed while the loan is `new` or `requested` (409 otherwise). The optional "
+    "`reason` is kept as the loan's `rejection_reason` and on the `rejected` history event; an "
+    "agent's edit returns the loan to `new` and clears it. `If-Match` with the loan's `ETag` gives "
+    "a 412 on a stale version; a `loan.rejected` integration event is written.",
     responses=problem_responses(404, 409, 412),
 )
 async def reject_loan(
@@ -353,9 +416,16 @@ async def reject_loan(
     response_model=LoanProductRead,
     operation_id="admin_update_loan_product",
     summary="Set a product's rate and bounds; applies to loans priced afterwards",
+    description="`late_fee` and `grace_days` stay as they are when left out; a `loan_type` in the "
+    "body must equal the path's, and no minimum may exceed its maximum (422). Loans already priced "
+    "keep their rate, and disbursed loans their fee and grace days; the new bounds apply to "
+    "applications and edits from now on.",
 )
 async def update_product(
-    loan_type: LoanType, data: LoanProductUpdate, admin: AdminUser, session: WriteSessionDep
+    loan_type: Annotated[LoanType, Path(description="The product to change")],
+    data: LoanProductUpdate,
+    admin: AdminUser,
+    session: WriteSessionDep,
 ) -> LoanProductRead:
     product = await loans.update_product(session, loan_type=loan_type, data=data)
     return LoanProductRead.model_validate(product)
@@ -416,7 +486,12 @@ async def repay_loan(
 
 
 @router.get(
-    "/loans/{loan_id}/repayments/{repayment_id}", operation_id="admin_get_repayment", **REPAYMENT
+    "/loans/{loan_id}/repayments/{repayment_id}",
+    operation_id="admin_get_repayment",
+    description="`principal`, `interest` and `penalty` are its allocation in the loan's current "
+    "replay: a back-dated repayment or a reversal can move them. A reversed repayment keeps the "
+    "allocation it had, with `reversed_at` and `reason`; 404 when the loan has no such repayment.",
+    **REPAYMENT,
 )
 async def get_repayment(
     loan_id: LoanId, repayment_id: RepaymentId, admin: AdminUser, session: ReadSessionDep
@@ -467,6 +542,11 @@ async def reverse_repayment(
     response_model=LoanRead,
     operation_id="admin_write_off_loan",
     summary="Write an active loan off, keeping what was outstanding",
+    description="Sets `written_off_on` to today (UTC) and keeps the principal, interest and "
+    "penalty outstanding then as `written_off_principal`, `written_off_interest` and "
+    "`written_off_penalty`; the `reason` goes on the `written_off` history event. The loan then "
+    "takes no repayment or reversal (409). `If-Match` with the loan's `ETag` gives a 412 on a "
+    "stale version; a `loan.written_off` integration event is written.",
     responses=problem_responses(404, 409, 412, notes={409: "The loan is not active"}),
 )
 async def write_off_loan(
@@ -505,6 +585,10 @@ async def loan_statement(
     response_model=Page[RepaymentRead],
     operation_id="admin_list_repayments",
     summary="Repayments across loans, newest first, for reconciliation",
+    description="Filters combine with AND: `loan_id`, `paid_from`/`paid_to` (on `paid_on`, "
+    "inclusive) and `reversed`. Ordered by when each was recorded, not by `paid_on`; paged with "
+    "`limit` and `cursor`, and `format=csv` downloads every match. Each shows its allocation in "
+    "the loan's current replay (a reversed one: the allocation it had).",
     **csv_route(
         problem_responses(notes={422: "A filter is invalid, or paid_to is before paid_from"})
     ),
@@ -514,10 +598,12 @@ async def list_repayments(
     admin: AdminUser,
     session: ReadSessionDep,
     page: PageDep,
-    loan_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    loan_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Of this loan")] = None,
     paid_from: Annotated[IsoDate | None, Query(description="paid_on on or after")] = None,
     paid_to: Annotated[IsoDate | None, Query(description="paid_on on or before")] = None,
-    reversed: Annotated[bool | None, Query()] = None,
+    reversed: Annotated[
+        bool | None, Query(description="`true`: only reversed ones; `false`: only standing ones")
+    ] = None,
 ) -> Response:
     if paid_from and paid_to and paid_to < paid_from:
         raise Unprocessable.field(

@@ -22,14 +22,15 @@ from loanapi.api.deps import (
     PageDep,
     ReadSessionDep,
     RepaymentId,
+    StatusText,
     WriteSessionDep,
+    statuses_of,
 )
 from loanapi.api.idempotency import IdempotentRoute
 from loanapi.api.servicing import PAYOFF, REPAY, REPAYMENT, STATEMENT, OnDate
 from loanapi.errors import problem_responses
 from loanapi.loans import service as loans
 from loanapi.loans import servicing
-from loanapi.loans.models import LoanStatus
 from loanapi.loans.schemas import (
     AgentLoanCreate,
     LoanHistory,
@@ -57,6 +58,9 @@ router = APIRouter(
     response_model=Page[UserRead],
     operation_id="agent_list_customers",
     summary="All customers, newest first",
+    description="Customer accounts whatever their `status`, `disabled` ones included; an "
+    "`id` here is the `customer_id` for opening a walk-in customer's application. Cursor "
+    "pagination: `limit` (1 to 200, default 50) and `cursor` (the previous `next_cursor`).",
 )
 async def list_customers(agent: AgentUser, session: ReadSessionDep, page: PageDep) -> Response:
     return user_page(await users.list_users(session, page=page, roles=[Role.customer]), page)
@@ -84,6 +88,12 @@ async def open_loan(data: AgentLoanCreate, agent: AgentUser, session: WriteSessi
     response_model=Page[LoanRead],
     operation_id="agent_list_loans",
     summary="All loans, filtered, newest first",
+    description="Every customer's loans. Filters combine with AND: `status` (one, or several "
+    "separated by commas), `loan_type`, `customer_id`, `q` (a prefix of the customer's "
+    "username or e-mail), `created_from`/`created_to` and `updated_from`/`updated_to` (a "
+    "date is the whole UTC day), `dpd_min`/`dpd_max` and `bucket` (as stored at the last "
+    "close of business or change). Cursor pagination with `limit` and `cursor`; a cursor "
+    "works only with the filters of the page that gave it.",
 )
 async def list_loans(agent: AgentUser, session: ReadSessionDep, query: LoanListDep) -> Response:
     found = await loans.list_loans(session, filters=query.filters, page=query.page)
@@ -95,6 +105,8 @@ async def list_loans(agent: AgentUser, session: ReadSessionDep, query: LoanListD
     response_model=LoanRead,
     operation_id="agent_get_loan",
     summary="One loan",
+    description="Any customer's loan. The `ETag` header is the loan's `version`: send it as "
+    "`If-Match` with a change, so that a loan changed since is refused with 412.",
     responses=problem_responses(404),
 )
 async def get_loan(loan_id: LoanId, agent: AgentUser, session: ReadSessionDep) -> Response:
@@ -106,6 +118,11 @@ async def get_loan(loan_id: LoanId, agent: AgentUser, session: ReadSessionDep) -
     response_model=LoanRead,
     operation_id="agent_edit_loan",
     summary="Change a loan's terms (new, requested or rejected loans); re-prices it",
+    description="Only the fields sent change. The loan keeps its rate unless `loan_type` "
+    "changes (then that product's current rate), and the terms must fit the product's bounds "
+    "(422). A `rejected` loan returns to `new`; a `requested` one stays `requested`, and "
+    "only the agent who requested it may edit it (409). An `edited` event is written, or "
+    "nothing when no term changes; a stale `If-Match` is a 412.",
     responses=problem_responses(404, 409, 412),
 )
 async def edit_loan(
@@ -126,6 +143,10 @@ async def edit_loan(
     response_model=LoanRead,
     operation_id="agent_request_loan",
     summary="Forward a new loan to the admin on the customer's behalf",
+    description="A `new` loan becomes `requested` with the caller as its agent (`agent_id`), "
+    "and a `requested` event is written. Asking again while the caller's request stands is a "
+    "200 that changes nothing; a loan another agent requested, or in any other status, is a "
+    "409. A stale `If-Match` is a 412.",
     responses=problem_responses(404, 409, 412),
 )
 async def request_loan(
@@ -145,6 +166,11 @@ async def request_loan(
     response_model=LoanRead,
     operation_id="agent_rollback_loan",
     summary="Restore an earlier version's terms as a new version",
+    description="Restores `loan_type`, `principal`, `tenure_months` and the `annual_rate` of "
+    "`version` (earlier than the current one, else 422) and recomputes the amounts; the "
+    "status stays. A `rolled_back` event with `restored_version` is written, or nothing when "
+    "the terms are already those. Allowed while the loan is `new`, `rejected` or `requested` "
+    "(then only by the agent who requested it), else 409; a stale `If-Match` is a 412.",
     responses=problem_responses(404, 409, 412),
 )
 async def rollback_loan(
@@ -169,6 +195,9 @@ async def rollback_loan(
     response_model=LoanHistory,
     operation_id="agent_loan_history",
     summary="Every change of a loan, oldest first",
+    description="Any customer's loan; the whole history in one response, not paginated. Each "
+    "event has its `action`, who acted (`actor_id`, `actor_username`, `actor_role`), the "
+    "fields it changed (`from` and `to`) and a `snapshot` of the loan after it.",
     responses=problem_responses(404),
 )
 async def loan_history(loan_id: LoanId, agent: AgentUser, session: ReadSessionDep) -> LoanHistory:
@@ -180,16 +209,21 @@ async def loan_history(loan_id: LoanId, agent: AgentUser, session: ReadSessionDe
     response_model=Page[LoanRead],
     operation_id="agent_list_requests",
     summary="Loans the caller has requested, newest first",
+    description="Loans whose `agent_id` is the caller, whatever their status since; `status` "
+    "takes one status or several separated by commas. Cursor pagination: `limit` (1 to 200, "
+    "default 50) and `cursor` (the previous `next_cursor`).",
 )
 async def list_requests(
     agent: AgentUser,
     session: ReadSessionDep,
     page: PageDep,
-    status: Annotated[LoanStatus | None, Query()] = None,
+    status: Annotated[StatusText, Query()] = None,
 ) -> Response:
-    return loan_page(
-        await loans.agent_requests(session, agent_id=agent.id, status=status, page=page), page
+    one, several = statuses_of(status)
+    found = await loans.agent_requests(
+        session, agent_id=agent.id, status=one, statuses=several, page=page
     )
+    return loan_page(found, page)
 
 
 @router.post("/loans/{loan_id}/repayments", operation_id="agent_repay_loan", **REPAY)
@@ -208,7 +242,13 @@ async def repay_loan(
 
 
 @router.get(
-    "/loans/{loan_id}/repayments/{repayment_id}", operation_id="agent_get_repayment", **REPAYMENT
+    "/loans/{loan_id}/repayments/{repayment_id}",
+    operation_id="agent_get_repayment",
+    **REPAYMENT,
+    description="Any loan's repayment; one that belongs to another loan is a 404. Its "
+    "`principal`, `interest` and `penalty` are its allocation in the loan's current replay; "
+    "a reversed one is still returned (`reversed`, `reversed_at`, `reason`) and keeps the "
+    "allocation it had when reversed.",
 )
 async def get_repayment(
     loan_id: LoanId, repayment_id: RepaymentId, agent: AgentUser, session: ReadSessionDep

@@ -49,6 +49,12 @@ def issue_token(codec: TokenCodec, user: UserRecord, response: Response) -> Toke
     response_model=UserRead,
     operation_id="auth_register_customer",
     summary="Register a customer (active at once)",
+    description="The account may log in at once. The username (3-64 of `A-Z a-z 0-9 _ . -`) and "
+    "the e-mail address must be unused, ignoring case (409); the password needs at least "
+    "`LOANAPI_PASSWORD_MIN_LENGTH` (default 8) characters and must not be the username, the e-mail "
+    "address or one of the 10,000 most common passwords (422). One client address may register 20 "
+    "accounts within an hour (`LOANAPI_REGISTER_MAX_PER_ADDRESS`), then gets a 429 with "
+    "`Retry-After`.",
     responses=problem_responses(409, 422, 429),
 )
 async def register_customer(
@@ -64,6 +70,10 @@ async def register_customer(
     response_model=UserRead,
     operation_id="auth_register_agent",
     summary="Apply as an agent (pending until an admin approves)",
+    description="The account starts `pending`: logging in answers 403 until an admin approves it "
+    "with `POST /api/v1/admin/agents/{agent_id}/approve`. The rules of customer registration "
+    "apply: an unused username and e-mail address (409), the password rules (422), and 20 "
+    "registrations within an hour per client address (429 with `Retry-After`).",
     responses=problem_responses(409, 422, 429),
 )
 async def register_agent(data: UserCreate, request: Request, session: WriteSessionDep) -> Response:
@@ -76,6 +86,12 @@ async def register_agent(data: UserCreate, request: Request, session: WriteSessi
     response_model=Token,
     operation_id="auth_token",
     summary="Log in with the OAuth2 password flow (form fields username, password)",
+    description="Send the answer's `access_token` as `Authorization: Bearer`; it lasts "
+    "`expires_in` seconds (one hour unless `LOANAPI_ACCESS_TOKEN_MINUTES` says otherwise). A wrong "
+    "username or password is one generic 401; a disabled account, or an agent whose application is "
+    "not approved, gets a 403. After 10 failed logins (`LOANAPI_LOGIN_MAX_FAILURES`) for a "
+    "username from one address within 15 minutes, logins for it from there answer 429 with "
+    "`Retry-After`.",
     responses=problem_responses(401, 403, 422, 429),
 )
 async def token(
@@ -94,6 +110,10 @@ async def token(
     response_model=Token,
     operation_id="auth_login",
     summary="Log in with HTTP Basic credentials",
+    description="The same token as `POST /api/v1/auth/token` (one hour by default), for clients "
+    "that send `Authorization: Basic` instead of a form. A request without Basic credentials gets "
+    "a 401 with a `WWW-Authenticate: Basic` challenge; otherwise the refusals are those of "
+    "`/auth/token` (401, 403, 429 with `Retry-After`).",
     responses=problem_responses(401, 403, 429),
 )
 async def login(
@@ -114,6 +134,9 @@ async def login(
     response_model=UserRead,
     operation_id="auth_me",
     summary="The caller's own account",
+    description="Read from the database on every request, not from the token: a disabled account's "
+    "token is a 401. After an admin reset the password, this is a 403 until a new one is chosen "
+    "with `POST /api/v1/auth/password`.",
     responses=problem_responses(
         401, notes={403: "An admin reset the password: choose a new one first"}
     ),
@@ -127,6 +150,9 @@ async def me(user: CurrentUser) -> Caller:
     status_code=204,
     operation_id="auth_logout",
     summary="End this token now (other tokens of the account go on)",
+    description="Using this token again is a 401. To end the account's other tokens too, change "
+    "the password with `POST /api/v1/auth/password`. Also allowed after an admin reset the "
+    "password, when other endpoints answer 403.",
     responses=problem_responses(401),
 )
 async def logout(

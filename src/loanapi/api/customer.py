@@ -45,6 +45,10 @@ router = APIRouter(
     response_model=LoanRead,
     operation_id="customer_apply_loan",
     summary="Apply for a loan; the product's current rate prices it",
+    description="The loan starts `new`, with no agent (`agent_id` null) and a `created` event "
+    "in its history. `principal` and `tenure_months` must lie within the product's bounds "
+    "(`GET /api/v1/loan-products`), else 422. A repeat with the same `Idempotency-Key` and "
+    "body returns the first response; the same key with another body is a 409.",
     responses=problem_responses(409),
 )
 async def apply_loan(
@@ -61,6 +65,9 @@ async def apply_loan(
     response_model=Page[LoanRead],
     operation_id="customer_list_loans",
     summary="The caller's own loans, newest first",
+    description="`status` takes one status or several separated by commas. Cursor pagination: "
+    "`limit` (1 to 200, default 50), and `cursor` set to the previous page's `next_cursor` "
+    "with the same filters; `next_cursor` is null on the last page.",
 )
 async def list_loans(
     customer: CustomerUser,
@@ -78,6 +85,8 @@ async def list_loans(
     response_model=LoanRead,
     operation_id="customer_get_loan",
     summary="One of the caller's loans",
+    description="Another customer's loan is a 404, the same as an id that does not exist. "
+    "The `ETag` header is the loan's `version`: send it as `If-Match` when withdrawing.",
     responses=problem_responses(404),
 )
 async def get_loan(loan_id: LoanId, customer: CustomerUser, session: ReadSessionDep) -> Response:
@@ -89,6 +98,9 @@ async def get_loan(loan_id: LoanId, customer: CustomerUser, session: ReadSession
     response_model=LoanHistory,
     operation_id="customer_loan_history",
     summary="Every change of one of the caller's loans, oldest first",
+    description="The whole history in one response, not paginated: each event's `action`, who "
+    "acted, the fields it changed (`from` and `to`) and a `snapshot` of the loan after it. "
+    "Another customer's loan is a 404.",
     responses=problem_responses(404),
 )
 async def loan_history(
@@ -102,6 +114,9 @@ async def loan_history(
     response_model=LoanRead,
     operation_id="customer_withdraw_loan",
     summary="Withdraw an application that is new or requested",
+    description="The loan becomes `withdrawn`, which is final, and a `withdrawn` event is "
+    "written; in any other status it is a 409. With `If-Match` set to the loan's `ETag`, a "
+    "loan that has changed since is a 412. Another customer's loan is a 404.",
     responses=problem_responses(404, 409, 412),
 )
 async def withdraw_loan(
@@ -126,6 +141,10 @@ async def withdraw_loan(
     response_model=ScheduleRead,
     operation_id="customer_loan_schedule",
     summary="The repayment schedule of one of the caller's loans",
+    description="Computed from the loan's current `principal`, `annual_rate` and "
+    "`tenure_months`, in any status: installments by number, without due dates or "
+    "repayments (the `statement` has those). The last row pays off the remaining balance, "
+    "which ends at exactly `0.00`. Another customer's loan is a 404.",
     responses=problem_responses(404),
 )
 async def loan_schedule(

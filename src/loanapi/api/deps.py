@@ -264,8 +264,10 @@ class LoanListQuery(BaseModel):
     its own, which costs a list about 70 us more."""
 
     status: StatusText = None
-    loan_type: LoanType | None = None
-    customer_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None
+    loan_type: Annotated[LoanType | None, Field(description="Loans of this product")] = None
+    customer_id: Annotated[
+        int | None, Field(ge=1, le=MAX_ID, description="Loans of this customer (a user id)")
+    ] = None
     q: Annotated[
         str | None,
         Field(
@@ -284,7 +286,9 @@ class LoanListQuery(BaseModel):
     dpd_max: Annotated[int | None, Field(ge=0, le=MAX_ID, description="Days past due, at most")] = (
         None
     )
-    bucket: Bucket | None = None
+    bucket: Annotated[
+        Bucket | None, Field(description="Delinquency bucket as stored on the loan (see `dpd`)")
+    ] = None
     limit: Limit = DEFAULT_LIMIT
     cursor: Cursor = None
 

@@ -7,7 +7,13 @@ from loanapi.errors import problem_response, problem_responses
 router = APIRouter(tags=["service"])
 
 
-@router.get("/healthz", operation_id="service_health", summary="The process is up (no database)")
+@router.get(
+    "/healthz",
+    operation_id="service_health",
+    summary="The process is up (no database)",
+    description='Needs no token. Always `{"status": "ok"}` while the process serves '
+    "requests, whatever the state of the database: a liveness check.",
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -16,6 +22,8 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     operation_id="service_ready",
     summary="The database answers",
+    description='Needs no token. Runs `SELECT 1`: 200 `{"status": "ready"}`, or 503 '
+    "(problem details) when the database cannot be reached: a readiness check.",
     responses=problem_responses(503),
 )
 async def readyz(request: Request) -> JSONResponse:

@@ -67,7 +67,7 @@ async def list_events(
     admin: AdminUser,
     session: ReadSessionDep,
     type: Annotated[EventType, Query()] = None,  # noqa: A002 (the contract's name)
-    loan_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    loan_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Of this loan")] = None,
     after: Annotated[Cursor, Query(description="`next_cursor` of an earlier answer")] = None,
     limit: Annotated[Limit, Query()] = DEFAULT_LIMIT,
 ) -> Response:
@@ -104,6 +104,10 @@ async def create_webhook(
     response_model=WebhookRead,
     operation_id="admin_get_webhook",
     summary="One webhook endpoint (no secret)",
+    description="The signing secret is shown only when the endpoint is created or its secret "
+    "rotated; to replace a lost one, use "
+    "`POST /api/v1/admin/webhooks/{endpoint_id}/rotate-secret`. `active: false` means paused by an "
+    "admin, or disabled after the URL answered 410 Gone.",
     responses=problem_responses(404),
 )
 async def get_webhook(
@@ -119,6 +123,9 @@ async def get_webhook(
     response_model=WebhookPage,
     operation_id="admin_list_webhooks",
     summary="Every webhook endpoint (no secrets)",
+    description="All endpoints in one page, oldest (lowest `id`) first; `next_cursor` is always "
+    "null. `active: false` marks an endpoint paused by an admin or disabled after its URL answered "
+    "410 Gone: it receives no new events.",
 )
 async def list_webhooks(admin: AdminUser, session: ReadSessionDep) -> Response:
     endpoints = await webhooks.list_endpoints(session)
@@ -130,6 +137,12 @@ async def list_webhooks(admin: AdminUser, session: ReadSessionDep) -> Response:
     response_model=WebhookRead,
     operation_id="admin_update_webhook",
     summary="Change an endpoint's URL, event types, description, or pause it",
+    description="Send only the fields to change; `url`, `event_types` and `active` may not be null "
+    "(422), a null `description` clears it. A changed `url` is checked as on creation: https only, "
+    "loopback, private and link-local addresses refused unless `LOANAPI_WEBHOOK_ALLOW_HTTP` / "
+    "`LOANAPI_WEBHOOK_ALLOW_PRIVATE` allow them, cloud metadata addresses whatever the settings. "
+    "While `active` is false, new events are not queued for the endpoint and its pending "
+    "deliveries wait; `true` resumes them, also after a 410 Gone disabled it.",
     responses=problem_responses(404),
 )
 async def update_webhook(
@@ -150,6 +163,10 @@ async def update_webhook(
     status_code=204,
     operation_id="admin_delete_webhook",
     summary="Remove an endpoint and its deliveries",
+    description="Its pending deliveries are dropped (an attempt already under way may still "
+    "arrive); the events themselves stay in the feed (`GET /api/v1/admin/events`). To stop "
+    "deliveries but keep the endpoint and its delivery log, set `active` to false with `PATCH` "
+    "instead.",
     responses=problem_responses(404),
 )
 async def delete_webhook(
@@ -164,6 +181,10 @@ async def delete_webhook(
     response_model=WebhookWithSecret,
     operation_id="admin_rotate_webhook_secret",
     summary="A new signing secret; the old one still signs, beside it, for 24 hours",
+    description="This answer is the only place the new `secret` is shown. Until the 24 hours are "
+    "over, each delivery's `webhook-signature` carries both signatures, space-separated, so a "
+    "consumer can switch to the new secret at its own pace; rotating again meanwhile keeps only "
+    "the secret just replaced.",
     responses=problem_responses(404, notes=REUSED_KEY),
 )
 async def rotate_secret(
@@ -178,6 +199,10 @@ async def rotate_secret(
     response_model=DeliveryPage,
     operation_id="admin_list_webhook_deliveries",
     summary="An endpoint's deliveries, newest first",
+    description="One delivery per event the endpoint received: `pending` (next attempt at "
+    "`next_attempt_at`), `delivered` (a 2xx answer within 10 s) or `failed` (after 8 attempts, or "
+    "at once on 410 Gone). `attempts`, `last_status_code` and `last_error` describe the attempts "
+    "so far; `status` filters the list.",
     responses=problem_responses(404),
 )
 async def list_deliveries(
@@ -185,7 +210,7 @@ async def list_deliveries(
     session: ReadSessionDep,
     endpoint_id: EndpointId,
     page: PageDep,
-    status: Annotated[DeliveryStatus | None, Query()] = None,
+    status: Annotated[DeliveryStatus | None, Query(description="Deliveries in this status")] = None,
 ) -> Response:
     rows = await webhooks.list_deliveries(
         session, endpoint_id=endpoint_id, status=status, page=page
@@ -200,6 +225,10 @@ async def list_deliveries(
     response_model=DeliveryRead,
     operation_id="admin_retry_webhook_delivery",
     summary="Attempt a delivery again now (its attempts keep counting)",
+    description="Any delivery, `delivered` and `failed` ones too, goes back to `pending` with "
+    "`next_attempt_at` now; a worker sends it shortly after, signed afresh, so follow its outcome "
+    "in the delivery list. A delivery that had used up its 8 attempts gets only this one more. "
+    "While the endpoint is paused (`active: false`), the delivery waits.",
     responses=problem_responses(404, notes=REUSED_KEY),
 )
 async def retry_delivery(

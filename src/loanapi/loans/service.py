@@ -602,9 +602,14 @@ async def require_agent(session: AsyncSession, agent_id: int) -> None:
 
 
 async def agent_requests(
-    session: AsyncSession, *, agent_id: int, status: LoanStatus | None, page: PageParams
+    session: AsyncSession,
+    *,
+    agent_id: int,
+    status: LoanStatus | None,
+    statuses: tuple[LoanStatus, ...] = (),
+    page: PageParams,
 ) -> list[LoanRecord]:
+    """The loans `agent_id` requested: in `status`, or any of `statuses`, or any status."""
     await require_agent(session, agent_id)
-    return await list_loans(
-        session, filters=LoanFilters(agent_id=agent_id, status=status), page=page
-    )
+    filters = LoanFilters(agent_id=agent_id, status=status, statuses=statuses)
+    return await list_loans(session, filters=filters, page=page)

@@ -276,7 +276,7 @@ async def get_user(session: AsyncSession, *, user_id: int) -> UserRecord:
 
 
 async def unlock(session: WriteSession, *, user_id: int) -> UserRecord:
-    """Forget the user's failed logins: every address may try again at once, without delay."""
+    """Forget the failed logins of the username: its lockouts and slowdown end at once."""
     user = await get_user(session, user_id=user_id)
     await _clear_failures(session, user.username)
     return user

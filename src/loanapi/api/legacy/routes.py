@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBasicCredentials
 from starlette.responses import Response, StreamingResponse
 
@@ -151,6 +151,10 @@ def _with_data(text: str, loan: LoanRecord) -> Response:
     response_model=Message,
     operation_id="legacy_register_customer",
     summary="Register a customer (original shape)",
+    description="Kept for clients of the original service; new clients use "
+    "`POST /api/v1/auth/register/customer`, whose rules apply (422 for a bad username, e-mail or "
+    "password, 409 for a taken one, 429 when one address registers too often). No token needed; "
+    "unknown keys in the body are ignored, and the answer is a 200 `Message`, not the account.",
     responses=errors(409, 429),
 )
 async def register_customer(
@@ -165,6 +169,9 @@ async def register_customer(
     response_model=Message,
     operation_id="legacy_register_agent",
     summary="Apply as an agent (original shape)",
+    description="Kept for clients of the original service; new clients use "
+    "`POST /api/v1/auth/register/agent`, whose rules apply (422, 409, 429). No token needed; the "
+    "agent is `pending`, and `/login` refuses them until an admin approves.",
     responses=errors(409, 429),
 )
 async def register_agent(
@@ -183,6 +190,11 @@ async def register_agent(
     response_model=LegacyToken,
     operation_id="legacy_login",
     summary="Log in with HTTP Basic; returns {token}",
+    description="Kept for clients of the original service; new clients use "
+    "`POST /api/v1/auth/token`. Takes `Authorization: Basic` credentials, by POST or GET, and "
+    "answers the same token as /api/v1 (one hour by default), to send as `x-access-token`. Wrong "
+    "or missing credentials and an agent not yet approved get a text (not JSON) 401 with a "
+    "`WWW-Authenticate: Basic` challenge; repeated failures a 429 with `Retry-After`.",
     responses={
         401: {
             "description": "`Could not verify`, or that an agent is not approved yet (text)",
@@ -216,6 +228,10 @@ async def login(
     operation_id="legacy_all_customers",
     responses=list_of("Customers", LegacyUser),
     summary="Every customer, oldest first",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/agent/customers` or `GET /api/v1/admin/customers`, which paginate. Agents and "
+    "admins, token in `x-access-token` (or `Authorization: Bearer`); a customer gets a 401. At "
+    "most the 10,000 oldest, whatever their status.",
 )
 async def all_customers(caller: Staff, session: ReadSessionDep) -> Response:
     rows = await _users(session, roles=[Role.customer])
@@ -227,6 +243,10 @@ async def all_customers(caller: Staff, session: ReadSessionDep) -> Response:
     operation_id="legacy_all_users",
     responses=list_of("Users", LegacyUser),
     summary="Every user but the caller, oldest first",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/admin/users`. Admins only, token in `x-access-token` (or "
+    "`Authorization: Bearer`); other roles get a 401. Every role and status, at most the 10,000 "
+    "oldest, and no password hashes (the original sent them).",
 )
 async def all_users(caller: Admin, session: ReadSessionDep) -> Response:
     rows = await _users(session, exclude_id=caller.id)
@@ -238,6 +258,10 @@ async def all_users(caller: Admin, session: ReadSessionDep) -> Response:
     operation_id="legacy_all_agents",
     responses=list_of("approved_agents", LegacyUser),
     summary="Approved agents, oldest first",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/admin/agents?status=active`. Admins only, token in `x-access-token` (or "
+    "`Authorization: Bearer`); other roles get a 401. Only `active` agents: pending, rejected and "
+    "disabled ones are left out.",
 )
 async def all_agents(caller: Admin, session: ReadSessionDep) -> Response:
     rows = await _users(session, roles=[Role.agent], statuses=[UserStatus.active])
@@ -249,6 +273,10 @@ async def all_agents(caller: Admin, session: ReadSessionDep) -> Response:
     operation_id="legacy_agent_applications",
     responses=list_of("Unapproved_agents", LegacyUser),
     summary="Agents waiting for approval, oldest first",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/admin/agent-applications`. Admins only, token in `x-access-token` (or "
+    "`Authorization: Bearer`); other roles get a 401. Only `pending` agents: rejected ones are "
+    "left out.",
 )
 async def agent_applications(caller: Admin, session: ReadSessionDep) -> Response:
     rows = await _users(session, roles=[Role.agent], statuses=[UserStatus.pending])
@@ -261,6 +289,10 @@ async def agent_applications(caller: Admin, session: ReadSessionDep) -> Response
     response_model=Message,
     operation_id="legacy_approve_agent",
     summary="Approve an agent (again: a 200 saying so)",
+    description="Kept for clients of the original service; new clients use "
+    "`POST /api/v1/admin/agents/{agent_id}/approve`. Admins only, by GET or POST, token in "
+    "`x-access-token` (or `Authorization: Bearer`). A `pending` or `rejected` agent becomes "
+    "`active`; a disabled one is a 409, and an id that is no agent's a 404.",
     responses=errors(404, 409),
 )
 async def approve_agent(agent_id: UserId, caller: Admin, session: WriteSessionDep) -> Response:
@@ -281,6 +313,10 @@ async def approve_agent(agent_id: UserId, caller: Admin, session: WriteSessionDe
     response_model=LoanWithData,
     operation_id="legacy_new_loan",
     summary="Apply for a loan (original shape)",
+    description="Kept for clients of the original service; new clients use "
+    "`POST /api/v1/customer/loans`. Customers only, token in `x-access-token` (or "
+    "`Authorization: Bearer`); other roles get a 401. The product's bounds and current rate apply "
+    "as in /api/v1; no body is the original's 401 `Data should be passed for loan`.",
     openapi_extra=documented_body(LegacyLoanCreate),
 )
 async def new_loan(
@@ -316,9 +352,21 @@ def _statuses(word: str | None) -> tuple[str, tuple[LoanStatus, ...]]:
     operation_id="legacy_get_loans",
     responses=list_of("Loans", LegacyLoan),
     summary="Loans, oldest first (a customer's own); ?status=New|Approved|Rejected|Withdrawn",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/customer/loans`, `GET /api/v1/agent/loans` or `GET /api/v1/admin/loans`. Any "
+    "role, token in `x-access-token` (or `Authorization: Bearer`). `New` covers `new` and "
+    "`requested` loans, `Approved` also disbursed, closed and written-off ones; no `status` (or "
+    "`all`) lists every loan, at most the 10,000 oldest.",
 )
 async def get_loans(
-    caller: AnyCaller, session: ReadSessionDep, status: str | None = None
+    caller: AnyCaller,
+    session: ReadSessionDep,
+    status: Annotated[
+        str | None,
+        Query(
+            description="`New`, `Approved`, `Rejected`, `Withdrawn` or `all` (default), any case"
+        ),
+    ] = None,
 ) -> Response:
     word, statuses = _statuses(status)
     customer_id = caller.id if caller.role is Role.customer else None
@@ -331,6 +379,12 @@ async def get_loans(
     response_model=LoanWithData,
     operation_id="legacy_edit_loan",
     summary="Change a loan's amount, duration or type",
+    description="Kept for clients of the original service; new clients use "
+    "`PATCH /api/v1/agent/loans/{loan_id}`. Agents only, token in `x-access-token` (or "
+    "`Authorization: Bearer`). The /api/v1 rules apply: a new `loan_type` re-prices the loan, a "
+    "rejected loan goes back to `new`, an approved or withdrawn one (or one another agent "
+    "requested) is a 409; no body is the original's 401 "
+    "`Loan appllication data should be passed for loan`.",
     responses=errors(404, 409),
     openapi_extra=documented_body(LegacyLoanEdit),
 )
@@ -356,6 +410,11 @@ async def edit_loan(
     response_model=Message,
     operation_id="legacy_request_loan",
     summary="Forward a loan to the admin",
+    description="Kept for clients of the original service; new clients use "
+    "`POST /api/v1/agent/loans/{loan_id}/request`. Agents only, by GET or POST, token in "
+    "`x-access-token` (or `Authorization: Bearer`). A `new` loan becomes `requested` with the "
+    "caller as its agent; asking again is a 200, while a loan another agent requested, or one in "
+    "any other status, is a 409.",
     responses=errors(404, 409),
 )
 async def request_loan(loan_id: LoanId, caller: Agent, session: WriteSessionDep) -> Response:
@@ -368,6 +427,10 @@ async def request_loan(loan_id: LoanId, caller: Agent, session: WriteSessionDep)
     operation_id="legacy_loan_requests_by_agent",
     responses=list_of("Loan Requests", LegacyLoan),
     summary="The caller's requests, oldest first",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/agent/requests`. Agents only, token in `x-access-token` (or "
+    "`Authorization: Bearer`); other roles get a 401 `Not Authorized to view this page`. Every "
+    "loan with the caller as its agent, whatever its status now, at most the 10,000 oldest.",
 )
 async def loan_requests_by_agent(caller: RequestingAgent, session: ReadSessionDep) -> Response:
     rows = await _loans(session, loans.LoanFilters(agent_id=caller.id))
@@ -379,6 +442,10 @@ async def loan_requests_by_agent(caller: RequestingAgent, session: ReadSessionDe
     operation_id="legacy_agent_loan_requests",
     responses={**list_of("Agent_loanRequests", LegacyLoan), **errors(404)},
     summary="One agent's requests, oldest first",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/admin/agents/{agent_id}/loan-requests`. Admins only, token in `x-access-token` "
+    "(or `Authorization: Bearer`); other roles get a 401. An id that is no agent's is a 404; at "
+    "most the 10,000 oldest loans are listed.",
 )
 async def agent_loan_requests(agent_id: UserId, caller: Admin, session: ReadSessionDep) -> Response:
     await loans.require_agent(session, agent_id)
@@ -395,6 +462,11 @@ async def agent_loan_requests(agent_id: UserId, caller: Admin, session: ReadSess
     operation_id="legacy_view_loan_history",
     responses={**list_of("History", LegacyHistoryEntry), **errors(404)},
     summary="Each change of a loan's terms, with the loan as it was before it",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/customer/loans/{loan_id}/history` (or the agent's and admin's equivalents). Any "
+    "role, token in `x-access-token` (or `Authorization: Bearer`); a customer asking for another "
+    "customer's loan gets a 404. Only edits and rollbacks count as changes: the loan's request, "
+    "approval and other status changes are not listed.",
 )
 async def view_loan_history(
     loan_id: LoanId, caller: AnyCaller, session: ReadSessionDep
@@ -415,6 +487,10 @@ async def view_loan_history(
     if not entries:
         return message("No changes have been done on this loan object!")
     return LegacyJSON({"History": entries})
+
+
+FROM_DAY = "YYYY-MM-DD, inclusive; none: from the first loan"
+TO_DAY = "YYYY-MM-DD, inclusive; none: to today"
 
 
 async def _between(
@@ -444,12 +520,17 @@ async def _between(
     operation_id="legacy_filter_by_create_date",
     responses=DATED_LIST,
     summary="Loans created between two dates (whole UTC days), oldest first",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/agent/loans` or `GET /api/v1/admin/loans` with `created_from` and `created_to`. "
+    "Agents and admins, token in `x-access-token` (or `Authorization: Bearer`); a customer gets a "
+    "401. `start_date` or `end_date` (`YYYY-MM-DD`) may be left out for no bound on that side, and "
+    "an `end_date` before `start_date` is a 422; at most the 10,000 oldest loans are listed.",
 )
 async def filter_by_create_date(
     caller: Filterer,
     session: ReadSessionDep,
-    start_date: IsoDate | None = None,
-    end_date: IsoDate | None = None,
+    start_date: Annotated[IsoDate | None, Query(description=FROM_DAY)] = None,
+    end_date: Annotated[IsoDate | None, Query(description=TO_DAY)] = None,
 ) -> Response:
     return await _between(session, start_date, end_date, on="created")
 
@@ -459,12 +540,17 @@ async def filter_by_create_date(
     operation_id="legacy_filter_by_update_date",
     responses=DATED_LIST,
     summary="Loans last updated between two dates (whole UTC days), oldest first",
+    description="Kept for clients of the original service; new clients use "
+    "`GET /api/v1/agent/loans` or `GET /api/v1/admin/loans` with `updated_from` and `updated_to`. "
+    "Agents and admins, token in `x-access-token` (or `Authorization: Bearer`); a customer gets a "
+    "401. `start_date` or `end_date` (`YYYY-MM-DD`) may be left out for no bound on that side, and "
+    "an `end_date` before `start_date` is a 422; at most the 10,000 oldest loans are listed.",
 )
 async def filter_by_update_date(
     caller: Filterer,
     session: ReadSessionDep,
-    start_date: IsoDate | None = None,
-    end_date: IsoDate | None = None,
+    start_date: Annotated[IsoDate | None, Query(description=FROM_DAY)] = None,
+    end_date: Annotated[IsoDate | None, Query(description=TO_DAY)] = None,
 ) -> Response:
     return await _between(session, start_date, end_date, on="updated")
 
@@ -475,6 +561,10 @@ async def filter_by_update_date(
     response_model=Message,
     operation_id="legacy_approve_loan",
     summary="Approve a requested loan",
+    description="Kept for clients of the original service; new clients use "
+    "`POST /api/v1/admin/loans/{loan_id}/approve`. Admins only, by GET or POST, token in "
+    "`x-access-token` (or `Authorization: Bearer`). A loan in any other status than `requested` is "
+    "a 409 whose message names its status.",
     responses=errors(404, 409),
 )
 async def approve_loan(loan_id: LoanId, caller: Admin, session: WriteSessionDep) -> Response:
@@ -490,6 +580,10 @@ async def approve_loan(loan_id: LoanId, caller: Admin, session: WriteSessionDep)
     response_model=Message,
     operation_id="legacy_reject_loan",
     summary="Reject a new or requested loan (again: the same answer)",
+    description="Kept for clients of the original service; new clients use "
+    "`POST /api/v1/admin/loans/{loan_id}/reject`, which also takes a `reason`. Admins only, by GET "
+    "or POST, token in `x-access-token` (or `Authorization: Bearer`). A loan in any status other "
+    "than `new`, `requested` or `rejected` is a 409.",
     responses=errors(404, 409),
 )
 async def reject_loan(loan_id: LoanId, caller: Admin, session: WriteSessionDep) -> Response:
