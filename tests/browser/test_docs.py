@@ -140,6 +140,7 @@ def test_docs_authorize_and_try_auth_me(live_server: str) -> None:
 
             operation.scroll_into_view_if_needed()
             operation.screenshot(path=str(SCREENSHOT), animations="disabled")
+            _shows_a_described_operation(page, expect)
             assert foreign(requests) == [], f"/docs reached other hosts: {foreign(requests)}"
         finally:
             browser.close()
@@ -147,6 +148,22 @@ def test_docs_authorize_and_try_auth_me(live_server: str) -> None:
     assert SCREENSHOT.is_file()
     assert SCREENSHOT.stat().st_size > 10_000
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _shows_a_described_operation(page, expect) -> None:  # noqa: ANN001 (playwright's types)
+    """An agent's loan list as /docs shows it: its description, its parameters' plain types,
+    and a response example with real values."""
+    operation = page.locator("#operations-agent-agent_list_loans")
+    operation.locator(".opblock-summary").click()
+    expect(operation.locator(".opblock-description-wrapper")).to_contain_text("combine with AND")
+    types = {"created_from": "string", "customer_id": "integer", "status": "string"}
+    for name, shown in types.items():
+        row = operation.locator(f'tr[data-param-name="{name}"]')
+        expect(row.locator(".parameter__type")).to_have_text(shown)
+    expect(operation.locator('tr[data-param-name="bucket"] select')).to_be_visible()  # an enum
+    example = operation.locator(".responses-wrapper .response").first.locator(".microlight")
+    expect(example.first).to_contain_text('"customer_username": "')
+    assert '"string"' not in example.first.inner_text()
 
 
 def test_redoc_loads_nothing_from_another_host(live_server: str) -> None:
