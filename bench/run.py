@@ -1512,6 +1512,8 @@ class Bench:
                 )
                 for loan in picks["repay_loans"]
             ]
+            if args.profile:  # before they are timed: what a write costs, not the timings
+                self.profiles([("apply", api, apply_reqs), ("repay", api, repay_reqs)], stamp)
             self.scenario(
                 "apply",
                 lp,
@@ -2080,7 +2082,9 @@ def main() -> None:
         help="loans in the main database (default 10,000 quick, 1,000,000 full; another size is "
         "seeded as loanapi_bench_<size>, e.g. --full --loans 100000 to try the full run's steps)",
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the list scenario")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the reads, apply and repay (c16)"
+    )
     parser.add_argument(
         "--only",
         help="comma-separated scenarios (a floor follows its scenario; legacy_new_loan and "

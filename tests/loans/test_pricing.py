@@ -152,3 +152,23 @@ def test_every_row_interest_is_the_exact_product_over_1200(
     for row in schedule(principal, rate, tenure).rows:
         assert row.interest == exact_half_up_cents(Fraction(balance) * Fraction(rate) / 1200)
         balance = row.balance
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    principal=principals,
+    rate=st.decimals(min_value=Decimal("0"), max_value=Decimal("99.9999"), places=4),
+    tenure=tenures,
+)
+def test_rows_are_whole_cents_of_the_exact_rule_whatever_the_rate_s_places(
+    principal: Decimal, rate: Decimal, tenure: int
+) -> None:
+    """The schedule is amortised in ints of cents: the same figures as month_interest, each
+    with exactly two places, for a rate of any precision."""
+    balance = principal
+    for row in schedule(principal, rate, tenure).rows:
+        assert row.interest == month_interest(balance, rate)
+        for value in (row.payment, row.principal, row.interest, row.balance):
+            assert value.as_tuple().exponent == -2, row
+        balance = row.balance
+    assert balance == 0

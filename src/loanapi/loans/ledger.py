@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Context, Decimal
 from enum import StrEnum
+from itertools import accumulate
+from operator import add
 from typing import NamedTuple
 
 from loanapi.loans.pricing import months, to_cents
@@ -154,9 +156,11 @@ class ScheduledInstallment(NamedTuple):
 def installments(terms: LoanTerms) -> tuple[ScheduledInstallment, ...]:
     """The loan's installments: pricing's rows (same emi, last row absorbs the rest) with dates."""
     rows = months(terms.principal, terms.annual_rate, terms.tenure_months)
-    starts = (terms.disbursed_on, *(terms.due_on(k) for k, *_ in rows))
+    dues = [terms.due_on(k) for k in range(1, terms.tenure_months + 1)]
+    starts = [terms.disbursed_on, *dues]
+    make = ScheduledInstallment._make
     return tuple(
-        ScheduledInstallment(k, starts[k - 1], starts[k], principal, interest)
+        make((k, starts[k - 1], dues[k - 1], principal, interest))
         for k, _payment, principal, interest, _balance in rows
     )
 
@@ -333,19 +337,18 @@ class _Plan:
 @functools.lru_cache(maxsize=4096)
 def _plan(terms: LoanTerms) -> _Plan:
     dues = installments(terms)
-    interest_before = [ZERO]
-    scheduled_before = [ZERO]
-    for due in dues:
-        interest_before.append(interest_before[-1] + due.interest)
-        scheduled_before.append(scheduled_before[-1] + due.principal + due.interest)
-    fee_dates = [late_fee_on(terms, due.due_on) for due in dues] if terms.late_fee > 0 else []
+    due_dates = tuple(due.due_on for due in dues)
+    interests = [due.interest for due in dues]
+    grace = timedelta(days=terms.grace_days + 1)  # late_fee_on's, once for every due date
     return _Plan(
         dues=dues,
-        due_dates=tuple(due.due_on for due in dues),
-        interest_before=tuple(interest_before),
-        scheduled_before=tuple(scheduled_before),
+        due_dates=due_dates,
+        interest_before=tuple(accumulate(interests, initial=ZERO)),
+        scheduled_before=tuple(
+            accumulate(map(add, (due.principal for due in dues), interests), initial=ZERO)
+        ),
         principal=sum((due.principal for due in dues), ZERO),
-        fee_dates=tuple(fee_dates),
+        fee_dates=tuple(day + grace for day in due_dates) if terms.late_fee > 0 else (),
     )
 
 

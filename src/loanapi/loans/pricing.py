@@ -101,22 +101,49 @@ def month_interest(balance: Decimal, annual_rate: Decimal) -> Decimal:
     return to_cents(exact)
 
 
+def _cents_of(amount: Decimal) -> int:
+    """A whole-cents amount as an int of cents (1234.56 -> 123456)."""
+    return int(amount.scaleb(2, _EXACT))
+
+
+def _interest_fraction(annual_rate: Decimal) -> tuple[int, int]:
+    """(n, d) such that a month's interest in cents is exactly balance_cents * n / d: with
+    `annual_rate` = n / 10^s, balance * annual_rate / 1200 is cents * n / (1200 * 10^s)."""
+    exponent = annual_rate.as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite rate (LoanTerms and the API refuse others)
+    places = max(0, -exponent)
+    return int(annual_rate.scaleb(places, _EXACT)), 1200 * 10**places
+
+
+def _half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half away from zero (to_cents' rule), in ints."""
+    magnitude = (2 * abs(numerator) + denominator) // (2 * denominator)
+    return magnitude if numerator >= 0 else -magnitude
+
+
 def _amortise(
     principal: Decimal, annual_rate: Decimal, instalment: Decimal, tenure_months: int
 ) -> Iterator[Month]:
-    """Amortise month by month; the last month absorbs rounding so the balance ends at zero."""
-    balance = to_cents(principal)
+    """Amortise month by month; the last month absorbs rounding so the balance ends at zero.
+
+    Month by month in whole cents as ints, month_interest's rule exactly (the product before
+    the division, half-up), a fraction of Decimal's cost: a 360-month plan is built on every
+    repayment of a loan not seen recently. tests/loans/test_pricing.py checks it against
+    month_interest row by row on random terms."""
+    rate, divisor = _interest_fraction(annual_rate)
+    emi_cents = _cents_of(instalment)
+    balance = _cents_of(to_cents(principal))
     for number in range(1, tenure_months + 1):
-        interest = month_interest(balance, annual_rate)
-        # Sums and differences of whole cents are whole cents: no rounding needed.
-        if number < tenure_months:
-            principal_part = instalment - interest
-            payment = instalment
-        else:
-            principal_part = balance
-            payment = principal_part + interest
-        balance = balance - principal_part
-        yield number, payment, principal_part, interest, balance
+        interest = _half_up(balance * rate, divisor)
+        principal_part = emi_cents - interest if number < tenure_months else balance
+        balance -= principal_part
+        yield (
+            number,
+            instalment if number < tenure_months else (principal_part + interest) * CENT,
+            principal_part * CENT,
+            interest * CENT,
+            balance * CENT,
+        )
 
 
 def _totals(principal: Decimal, payments: Iterable[Decimal]) -> tuple[Decimal, Decimal]:
