@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loanapi.clock import utcnow
@@ -249,6 +249,17 @@ def _derived(book: ledger.Ledger) -> dict[str, Any]:
 
 
 _LOCKED_LOAN = select(Loan.__table__).where(Loan.id == bindparam("loan_id")).with_for_update()
+# ... and the id the new repayment will have, so that it can be written with the loan's UPDATE
+# (update_loan's `beside`): the sequence's next value on PostgreSQL; the next rowid on SQLite,
+# which lets no other writer in until this transaction ends (BEGIN IMMEDIATE).
+_NEXT_REPAYMENT_ID = {
+    "postgresql": func.nextval(func.pg_get_serial_sequence("repayments", "id")),
+    "sqlite": select(func.coalesce(func.max(Repayment.id), 0) + 1).scalar_subquery(),
+}
+_LOCKED_FOR_REPAYMENT = {
+    dialect: _LOCKED_LOAN.add_columns(next_id.label("next_repayment_id"))
+    for dialect, next_id in _NEXT_REPAYMENT_ID.items()
+}
 
 
 async def _locked(session: WriteSession, loan_id: int) -> LoanRecord:
@@ -259,6 +270,15 @@ async def _locked(session: WriteSession, loan_id: int) -> LoanRecord:
     if not rows:
         raise LoanNotFound(loan_id)
     return LoanRecord.of(rows[0])
+
+
+async def _locked_for_repayment(session: WriteSession, loan_id: int) -> tuple[LoanRecord, int]:
+    """The locked loan and the id its new repayment will have."""
+    dialect = (await session.connection()).dialect.name
+    rows = await fetch(session, _LOCKED_FOR_REPAYMENT[dialect], {"loan_id": loan_id})
+    if not rows:
+        raise LoanNotFound(loan_id)
+    return LoanRecord.of(rows[0]), rows[0]["next_repayment_id"]
 
 
 def _permit(loan: LoanRecord, action: Action, actor: Caller, expected: int | None) -> LoanStatus:
@@ -287,11 +307,12 @@ async def _save(
     steps: Sequence[Step],
     reason: str | None = None,
     repayment: RepaymentRecord | None = None,
+    posting: bool = False,
 ) -> LoanRecord:
     """Write the steps as consecutive versions: one conditional UPDATE to the last, one loan
     event and one integration event each (with `repayment` on each step when the change posts
     or reverses one: `loan.closed` and `loan.reopened` are that repayment's doing too), in the
-    request's transaction."""
+    request's transaction. `posting`: `repayment` is new, written with the loan's UPDATE."""
     original = state = _state(loan)
     events = []
     states = []
@@ -313,7 +334,8 @@ async def _save(
         state = after
         states.append(after)
     changed = {name: state[name] for name in _STORED if state[name] != original[name]}
-    saved = await update_loan(session, loan, changed, versions=len(steps))
+    beside = (_INSERT_REPAYMENT, _repayment_params(repayment)) if posting and repayment else None
+    saved = await update_loan(session, loan, changed, versions=len(steps), beside=beside)
     if saved is None:
         raise ConcurrentChange
     await (await session.connection()).execute(INSERT_EVENT, events)
@@ -385,7 +407,29 @@ async def disburse(
     return await _save(session, loan, actor, [Step(EventAction.disbursed, values)])
 
 
-_INSERT_REPAYMENT = insert(Repayment).returning(*Repayment.__table__.c)
+_NEW_REPAYMENT = (
+    "id",
+    "loan_id",
+    "amount",
+    "paid_on",
+    "reference",
+    "principal",
+    "interest",
+    "penalty",
+    "reversed",
+    "actor_id",
+    "created_at",
+)
+# Its parameters are named apart from the loan UPDATE's that it goes with.
+_INSERT_REPAYMENT = insert(Repayment).values(
+    {name: bindparam(f"repayment_{name}") for name in _NEW_REPAYMENT}
+)
+
+
+def _repayment_params(record: RepaymentRecord) -> dict[str, Any]:
+    return {f"repayment_{name}": getattr(record, name) for name in _NEW_REPAYMENT}
+
+
 _REALLOCATE = (
     update(Repayment)
     .where(Repayment.id == bindparam("repayment_id"))
@@ -491,7 +535,7 @@ async def repay(
     data: RepaymentCreate,
     expected_version: int | None = None,
 ) -> RepaymentRecord:
-    loan = await _locked(session, loan_id)
+    loan, repayment_id = await _locked_for_repayment(session, loan_id)
     _permit(loan, Action.repay, actor, expected_version)
     terms = terms_of(loan)
     paid_on = data.paid_on or today()
@@ -511,26 +555,25 @@ async def repay(
             ) from None
         raise LaterRepaymentTooLarge(exc) from None
     allocation = book.allocations[_UNSTORED]
-    row = {
-        "loan_id": loan_id,
-        "amount": data.amount,
-        "paid_on": paid_on,
-        "reference": data.reference,
-        "principal": allocation.principal,
-        "interest": allocation.interest,
-        "penalty": allocation.penalty,
-        "reversed": False,
-        "actor_id": actor.id,
-        "created_at": utcnow(),
-    }
-    connection = await session.connection()
-    created = RepaymentRecord.of(
-        (await connection.execute(_INSERT_REPAYMENT, row)).mappings().one()
+    created = RepaymentRecord(
+        id=repayment_id,
+        loan_id=loan_id,
+        amount=data.amount,
+        paid_on=paid_on,
+        reference=data.reference,
+        principal=allocation.principal,
+        interest=allocation.interest,
+        penalty=allocation.penalty,
+        reversed=False,
+        reversed_at=None,
+        reason=None,
+        actor_id=actor.id,
+        created_at=utcnow(),
     )
     await _reallocate(session, records, book)
     detail = {"repayment": {"from": None, "to": _repayment_detail(created)}}
     steps = _closing(loan, _derived(book), Step(EventAction.repaid, {}, detail))
-    await _save(session, loan, actor, steps, repayment=created)
+    await _save(session, loan, actor, steps, repayment=created, posting=True)
     return created
 
 
