@@ -488,9 +488,6 @@ async def repay_loan(
 @router.get(
     "/loans/{loan_id}/repayments/{repayment_id}",
     operation_id="admin_get_repayment",
-    description="`principal`, `interest` and `penalty` are its allocation in the loan's current "
-    "replay: a back-dated repayment or a reversal can move them. A reversed repayment keeps the "
-    "allocation it had, with `reversed_at` and `reason`; 404 when the loan has no such repayment.",
     **REPAYMENT,
 )
 async def get_repayment(

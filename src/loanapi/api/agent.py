@@ -245,10 +245,6 @@ async def repay_loan(
     "/loans/{loan_id}/repayments/{repayment_id}",
     operation_id="agent_get_repayment",
     **REPAYMENT,
-    description="Any loan's repayment; one that belongs to another loan is a 404. Its "
-    "`principal`, `interest` and `penalty` are its allocation in the loan's current replay; "
-    "a reversed one is still returned (`reversed`, `reversed_at`, `reason`) and keeps the "
-    "allocation it had when reversed.",
 )
 async def get_repayment(
     loan_id: LoanId, repayment_id: RepaymentId, agent: AgentUser, session: ReadSessionDep

@@ -127,6 +127,10 @@ _BAD_DATE = "`on` is after today or before the disbursement"
 REPAYMENT: dict[str, Any] = {
     "response_model": RepaymentRead,
     "summary": "One repayment of a loan, with its allocation",
+    "description": "`principal`, `interest` and `penalty` are its allocation in the loan's "
+    "current replay: a back-dated repayment or a reversal can move them. A reversed repayment is "
+    "still returned, with `reversed_at` and `reason`, and keeps the allocation it had; 404 when "
+    "the loan has no such repayment (one of another loan included).",
     "responses": problem_responses(404),
 }
 PAYOFF: dict[str, Any] = {
