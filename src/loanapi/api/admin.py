@@ -294,8 +294,7 @@ async def agent_loan_requests(
     agent_id: UserId,
     status: Annotated[StatusText, Query()] = None,
 ) -> Response:
-    one, several = statuses_of(status)
-    requested = partial(loans.agent_requests, agent_id=agent_id, status=one, statuses=several)
+    requested = partial(loans.agent_requests, agent_id=agent_id, statuses=statuses_of(status))
     if wants_csv(request):
         name = f"agent-{agent_id}-loan-requests"
         return await csv_download(request, session, name, LOANS, requested)

@@ -219,10 +219,8 @@ async def list_requests(
     page: PageDep,
     status: Annotated[StatusText, Query()] = None,
 ) -> Response:
-    one, several = statuses_of(status)
-    found = await loans.agent_requests(
-        session, agent_id=agent.id, status=one, statuses=several, page=page
-    )
+    statuses = statuses_of(status)
+    found = await loans.agent_requests(session, agent_id=agent.id, statuses=statuses, page=page)
     return loan_page(found, page)
 
 

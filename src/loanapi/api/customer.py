@@ -75,8 +75,7 @@ async def list_loans(
     page: PageDep,
     status: Annotated[StatusText, Query()] = None,
 ) -> Response:
-    one, several = statuses_of(status)
-    filters = loans.LoanFilters(customer_id=customer.id, status=one, statuses=several)
+    filters = loans.LoanFilters(customer_id=customer.id, statuses=statuses_of(status))
     return loan_page(await loans.list_loans(session, filters=filters, page=page), page)
 
 

@@ -240,10 +240,10 @@ StatusText = Annotated[
 ]
 
 
-def statuses_of(text: str | None) -> tuple[LoanStatus | None, tuple[LoanStatus, ...]]:
-    """`status=new` or `status=new,requested`: (the one status, or the several)."""
+def statuses_of(text: str | None) -> tuple[LoanStatus, ...]:
+    """`status=new` or `status=new,requested`: the statuses named (none without the query)."""
     if text is None:
-        return None, ()
+        return ()
     names = list(dict.fromkeys(name.strip() for name in text.split(",")))
     unknown = [name for name in names if name not in LoanStatus.__members__]
     if unknown:
@@ -253,8 +253,7 @@ def statuses_of(text: str | None) -> tuple[LoanStatus | None, tuple[LoanStatus, 
             f"{', '.join(LoanStatus)}, separated by commas",
             "enum",
         )
-    statuses = tuple(LoanStatus(name) for name in names)
-    return (statuses[0], ()) if len(statuses) == 1 else (None, statuses)
+    return tuple(LoanStatus(name) for name in names)
 
 
 class LoanListQuery(BaseModel):
@@ -300,10 +299,8 @@ class LoanList:
 
 
 async def loan_list(request: Request, query: Annotated[LoanListQuery, Query()]) -> LoanList:
-    status, statuses = statuses_of(query.status)
     filters = LoanFilters(
-        status=status,
-        statuses=statuses,
+        statuses=statuses_of(query.status),
         customer_like=customer_prefix(query.q) if query.q else None,
         loan_type=query.loan_type,
         customer_id=query.customer_id,

@@ -525,8 +525,7 @@ async def decide(
 
 @dataclass(frozen=True)
 class LoanFilters:
-    status: LoanStatus | None = None
-    statuses: tuple[LoanStatus, ...] = ()  # any of several
+    statuses: tuple[LoanStatus, ...] = ()  # any of them; none: any status
     loan_type: LoanType | None = None
     customer_id: int | None = None
     agent_id: int | None = None
@@ -541,8 +540,12 @@ class LoanFilters:
     customer_like: str | None = None
 
     def params(self) -> dict[str, Any]:
-        """The filters given, by name; each is a bindparam of the same name in _CONDITIONS."""
-        return {name: value for name, value in vars(self).items() if value not in (None, ())}
+        """The filters given, by name; each is a bindparam of the same name in _CONDITIONS (one
+        status is `status`, an equality; several are `statuses`, an IN list)."""
+        given = {name: value for name, value in vars(self).items() if value not in (None, ())}
+        if len(self.statuses) == 1:
+            given["status"] = given.pop("statuses")[0]
+        return given
 
 
 # Each filter's condition. A list's statement is built once per combination of filters and
@@ -619,11 +622,10 @@ async def agent_requests(
     session: AsyncSession,
     *,
     agent_id: int,
-    status: LoanStatus | None,
     statuses: tuple[LoanStatus, ...] = (),
     page: PageParams,
 ) -> list[LoanRecord]:
-    """The loans `agent_id` requested: in `status`, or any of `statuses`, or any status."""
+    """The loans `agent_id` requested, in any of `statuses` (none: any status)."""
     await require_agent(session, agent_id)
-    filters = LoanFilters(agent_id=agent_id, status=status, statuses=statuses)
+    filters = LoanFilters(agent_id=agent_id, statuses=statuses)
     return await list_loans(session, filters=filters, page=page)
