@@ -361,13 +361,14 @@ async def update_loan(
     params = {f"new_{name}": value for name, value in values.items()}
     params |= {"loan_id": loan.id, "old_version": loan.version}
     connection = await session.connection()
-    insert_beside = None
-    if beside is not None and connection.dialect.name != "postgresql":
-        await connection.execute(*beside)
-    elif beside is not None:
-        insert_beside, extra = beside
-        params |= extra
-    statement = _update_statement(tuple(changed), insert_beside)
+    statement = _update_statement(tuple(changed))
+    if beside is not None:
+        insert_beside, insert_params = beside
+        if connection.dialect.name == "postgresql":
+            statement = _update_statement(tuple(changed), insert_beside)
+            params |= insert_params
+        else:
+            await connection.execute(insert_beside, insert_params)
     if (await connection.execute(statement, params)).rowcount != 1:
         return None
     return replace(loan, **values)

@@ -10,7 +10,7 @@ UPDATE on (id, version), its events.
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -262,23 +262,27 @@ _LOCKED_FOR_REPAYMENT = {
 }
 
 
-async def _locked(session: WriteSession, loan_id: int) -> LoanRecord:
-    """The loan, its row locked until the transaction ends (PostgreSQL; a SQLite write
+async def _locked_row(
+    session: WriteSession, loan_id: int, statement: Select[Any] = _LOCKED_LOAN
+) -> Mapping[str, Any]:
+    """The loan's row, locked until the transaction ends (PostgreSQL; a SQLite write
     transaction holds the database's write lock from its BEGIN IMMEDIATE). Changes of one loan
     queue here instead of failing on each other's version; the conditional UPDATE stays."""
-    rows = await fetch(session, _LOCKED_LOAN, {"loan_id": loan_id})
+    rows = await fetch(session, statement, {"loan_id": loan_id})
     if not rows:
         raise LoanNotFound(loan_id)
-    return LoanRecord.of(rows[0])
+    return rows[0]
+
+
+async def _locked(session: WriteSession, loan_id: int) -> LoanRecord:
+    return LoanRecord.of(await _locked_row(session, loan_id))
 
 
 async def _locked_for_repayment(session: WriteSession, loan_id: int) -> tuple[LoanRecord, int]:
     """The locked loan and the id its new repayment will have."""
     dialect = (await session.connection()).dialect.name
-    rows = await fetch(session, _LOCKED_FOR_REPAYMENT[dialect], {"loan_id": loan_id})
-    if not rows:
-        raise LoanNotFound(loan_id)
-    return LoanRecord.of(rows[0]), rows[0]["next_repayment_id"]
+    row = await _locked_row(session, loan_id, _LOCKED_FOR_REPAYMENT[dialect])
+    return LoanRecord.of(row), row["next_repayment_id"]
 
 
 def _permit(loan: LoanRecord, action: Action, actor: Caller, expected: int | None) -> LoanStatus:
