@@ -16,18 +16,16 @@ import asyncio
 import contextlib
 import functools
 import logging
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from sqlalchemy import bindparam, or_, select, update
 from standardwebhooks import Webhook
 
 from loanapi.clock import utcnow
 from loanapi.config import Settings
-from loanapi.db import Sessions, fetch
+from loanapi.db import Sessions
 from loanapi.webhooks import urls
 from loanapi.webhooks.models import (
     DeliveryStatus,
@@ -37,6 +35,7 @@ from loanapi.webhooks.models import (
     event_id,
 )
 from loanapi.webhooks.schemas import event_json
+from loanapi.webhooks.sender import Sender
 
 log = logging.getLogger("loanapi.webhooks")
 
@@ -99,7 +98,18 @@ def next_state(attempts: int, outcome: Outcome, now: datetime) -> dict[str, Any]
 # --- the statements ------------------------------------------------------------------------------
 
 _D = WebhookDelivery
-_ACTIVE = select(WebhookEndpoint.id).where(WebhookEndpoint.active.is_(True))
+# The active endpoints, with what a delivery to each needs.
+_ACTIVE: Any = (
+    select(
+        WebhookEndpoint.id,
+        WebhookEndpoint.url,
+        WebhookEndpoint.secret,
+        WebhookEndpoint.previous_secret,
+        WebhookEndpoint.previous_secret_until,
+    )
+    .where(WebhookEndpoint.active.is_(True))
+    .order_by(WebhookEndpoint.id)
+)
 _DUE = (
     select(_D.id)
     .where(
@@ -122,13 +132,6 @@ _CLAIM = (
 _EVENTS: Any = select(Event.id, Event.type, Event.occurred_at, Event.data).where(
     Event.id.in_(bindparam("ids", expanding=True))
 )
-_ENDPOINTS: Any = select(
-    WebhookEndpoint.id,
-    WebhookEndpoint.url,
-    WebhookEndpoint.secret,
-    WebhookEndpoint.previous_secret,
-    WebhookEndpoint.previous_secret_until,
-).where(WebhookEndpoint.id.in_(bindparam("ids", expanding=True)))
 _DEACTIVATE = (
     update(WebhookEndpoint)
     .where(WebhookEndpoint.id == bindparam("endpoint_id"))
@@ -136,34 +139,45 @@ _DEACTIVATE = (
 )
 
 
+Ended = tuple[dict[str, Any], Outcome, datetime]  # a claim, its outcome, when it ended
+
+
 @dataclass
 class Deliverer:
-    """One worker's deliveries: `run()` until cancelled, or `drain()` what is due (tests)."""
+    """One worker's deliveries: `run()` until cancelled, or `drain()` what is due (tests).
+
+    The worker works in rounds: one short transaction records the attempts that ended since
+    the last round and claims what is due; the claimed attempts then run, each in its own task.
+    While attempts are running or being claimed, a round comes every `beat_seconds` (a round
+    per ended attempt would cost more than the attempts); when idle, every `poll_seconds`.
+    """
 
     sessions: Sessions
     settings: Settings
-    client: aiohttp.ClientSession | None = None
     concurrency: int = 256  # attempts in flight in this worker (each a coroutine)
-    per_endpoint: int = 16  # of which for one endpoint (a slow one holds only these)
+    per_endpoint: int = 64  # of which for one endpoint (a slow one holds only these)
     poll_seconds: float = 0.2
-    beat_seconds: float = 0.01
+    beat_seconds: float = 0.03
     lease: timedelta = timedelta(seconds=60)
     _in_flight: dict[int, int] = field(default_factory=dict)  # endpoint id -> attempts
     _tasks: set["asyncio.Task[None]"] = field(default_factory=set)
-    _outcomes: list[tuple[dict[str, Any], Outcome, datetime]] = field(default_factory=list)
+    _ended: list[Ended] = field(default_factory=list)
     _turn: int = 0
 
     async def run(self) -> None:
-        """Claim and send until cancelled; attempts cut short by the cancellation keep their
-        lease, and are attempted again when it runs out (as after a crash)."""
+        """Deliver until cancelled; attempts cut short by the cancellation keep their lease,
+        and are attempted again when it runs out (as after a crash). A round that fails (the
+        database restarting, say) is logged and tried again after a poll."""
         async with self._client() as client:
             try:
                 while True:
-                    claimed = await self._claim_and_start(client)
-                    await self._flush()
-                    # Busy: claim again after a beat, when more attempts have ended (a claim
-                    # round per ended attempt cost more than the attempts). Idle: poll.
-                    await asyncio.sleep(self.beat_seconds if claimed else self.poll_seconds)
+                    try:
+                        claimed = await self._round(client)
+                    except Exception:
+                        log.exception("a webhook delivery round failed; trying again")
+                        claimed = 0
+                    busy = claimed or self._tasks or self._ended
+                    await asyncio.sleep(self.beat_seconds if busy else self.poll_seconds)
             finally:
                 for task in self._tasks:
                     task.cancel()
@@ -173,14 +187,14 @@ class Deliverer:
         started = 0
         async with self._client() as client:
             while True:
-                claimed = await self._claim_and_start(client)
+                claimed = await self._round(client)
                 started += claimed
                 if not claimed:
                     if not self._tasks:
                         break
                     # an endpoint at its share of attempts in flight: its next ones after these
                     await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
-        await self._flush()
+            await self._round(client, claim=False)
         return started
 
     async def wait(self) -> None:
@@ -189,47 +203,49 @@ class Deliverer:
 
     @contextlib.asynccontextmanager
     async def _client(self) -> Any:
-        if self.client is not None:
-            yield self.client
-            return
-        connector = aiohttp.TCPConnector(
-            resolver=CheckedResolver(policy(self.settings)),
-            use_dns_cache=False,  # every new connection resolves, and checks, again
-            limit=self.concurrency,
-            limit_per_host=0,  # endpoints may share a host: their share is counted per endpoint
-        )
-        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=False
-        ) as client:
-            yield client
+        sender = Sender(policy(self.settings))
+        try:
+            yield sender
+        finally:
+            await sender.close()
 
-    async def _claim_and_start(self, client: aiohttp.ClientSession) -> int:
-        free = self.concurrency - len(self._tasks)
-        if free <= 0:
+    async def _round(self, client: Sender, claim: bool = True) -> int:
+        """Record the attempts that ended and claim what is due, in one transaction; then
+        start the claimed attempts. How many were claimed."""
+        if claim and len(self._tasks) >= self.concurrency:
             await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
-            return 1  # claim again at once
-        async with self.sessions.write() as session:
-            claims = await self._claim(session, free)
-            if claims:
-                events, endpoints = await self._load(session, claims)
-            await session.commit()
-        for claim in claims:
-            endpoint_id = claim["endpoint_id"]
+        free = self.concurrency - len(self._tasks) if claim else 0
+        ended, self._ended = self._ended, []
+        try:
+            async with self.sessions.write() as session:
+                connection = await session.connection()
+                gone = await _record(connection, ended)
+                claims, endpoints = await self._claim(connection, free) if free else ([], {})
+                bodies = await _bodies(connection, claims)
+                await session.commit()
+        except BaseException:
+            self._ended[:0] = ended  # recorded by the next round
+            raise
+        for endpoint_id in gone:
+            log.warning("webhook endpoint %s answered 410 Gone: deactivated", endpoint_id)
+        for claimed in claims:
+            endpoint_id = claimed["endpoint_id"]
             self._in_flight[endpoint_id] = self._in_flight.get(endpoint_id, 0) + 1
-            attempt = self._attempt(client, dict(claim), events[claim["event_id"]], endpoints)
+            attempt = self._attempt(
+                client, dict(claimed), endpoints[endpoint_id], bodies[claimed["event_id"]]
+            )
             task = asyncio.create_task(attempt)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(claims)
 
-    async def _claim(self, session: Any, free: int) -> list[Any]:
+    async def _claim(self, connection: Any, free: int) -> tuple[list[Any], dict[int, Any]]:
         """Each active endpoint's due deliveries, up to its free share of attempts in flight;
         the endpoints taken in turn, starting one further each time (none is always last)."""
-        connection = await session.connection()
-        active = list((await connection.execute(_ACTIVE)).scalars())
-        if not active:
-            return []
+        endpoints = {row["id"]: row for row in (await connection.execute(_ACTIVE)).mappings()}
+        if not endpoints:
+            return [], endpoints
+        active = list(endpoints)
         self._turn = (self._turn + 1) % len(active)
         now = utcnow()
         claims: list[Any] = []
@@ -242,82 +258,68 @@ class Deliverer:
             claims += result.mappings().all()
             if len(claims) >= free:
                 break
-        return claims
-
-    async def _load(self, session: Any, claims: Any) -> tuple[dict[int, Any], dict[int, Any]]:
-        event_ids = sorted({claim["event_id"] for claim in claims})
-        endpoint_ids = sorted({claim["endpoint_id"] for claim in claims})
-        events = await fetch(session, _EVENTS, {"ids": event_ids})
-        endpoints = await fetch(session, _ENDPOINTS, {"ids": endpoint_ids})
-        return {row["id"]: row for row in events}, {row["id"]: row for row in endpoints}
+        return claims, endpoints
 
     async def _attempt(
-        self, client: aiohttp.ClientSession, claim: dict[str, Any], event: Any, endpoints: Any
+        self, client: Sender, claim: dict[str, Any], endpoint: Any, event: "Body"
     ) -> None:
         endpoint_id = claim["endpoint_id"]
         try:
-            endpoint = endpoints.get(endpoint_id)
-            if endpoint is not None:  # None: deleted meanwhile, its deliveries with it
-                outcome = await self._send(client, endpoint, event)
-                self._outcomes.append((claim, outcome, utcnow()))
+            outcome = await self._send(client, endpoint, event)
+            self._ended.append((claim, outcome, utcnow()))
         finally:
             self._in_flight[endpoint_id] -= 1
             if not self._in_flight[endpoint_id]:
                 del self._in_flight[endpoint_id]
 
-    async def _send(self, client: aiohttp.ClientSession, endpoint: Any, event: Any) -> Outcome:
-        body = event_json(event)
-        public_id = event_id(event["id"])
+    async def _send(self, client: Sender, endpoint: Any, event: "Body") -> Outcome:
+        public_id, body = event
         moment = utcnow()
         headers = {
             "content-type": "application/json",
             "user-agent": "loanapi-webhooks/1",
             "webhook-id": public_id,
             "webhook-timestamp": str(int(moment.timestamp())),
-            "webhook-signature": signature(endpoint, public_id, moment, body),
+            "webhook-signature": signature(endpoint, public_id, moment, body.decode()),
         }
         try:
-            urls.check_literal(endpoint["url"], policy(self.settings))
-            async with client.post(
-                endpoint["url"], data=body.encode(), headers=headers, allow_redirects=False
-            ) as response:
-                await response.read()
+            async with asyncio.timeout(TIMEOUT):
+                status = await client.post(endpoint["url"], body, headers)
         except urls.RefusedURL as exc:
             return Outcome(error=f"refused: {exc}")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, Refused):
-                return Outcome(error=f"refused: {exc.os_error}")
-            return Outcome(error=f"{type(exc).__name__}: {exc}")
         except TimeoutError:
             return Outcome(error=f"no answer within {TIMEOUT:.0f} s")
-        except (aiohttp.ClientError, OSError) as exc:
+        except OSError as exc:
             return Outcome(error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        return Outcome(status_code=response.status)
+        return Outcome(status_code=status)
 
-    async def _flush(self) -> None:
-        """Record the attempts that ended since the last flush, in one transaction (one
-        statement for all of them: at a busy API's rate, a transaction per delivery would cost
-        the worker more than the sending)."""
-        if not self._outcomes:
-            return
-        batch, self._outcomes = self._outcomes, []
-        rows = [
-            {"delivery_id": claim["id"], **_bound(next_state(claim["attempts"], outcome, at))}
-            for claim, outcome, at in batch
-        ]
-        gone = sorted({claim["endpoint_id"] for claim, o, _ in batch if o.status_code == 410})
-        try:
-            async with self.sessions.write() as session:
-                connection = await session.connection()
-                await connection.execute(_RECORD, rows)
-                for endpoint_id in gone:
-                    await connection.execute(
-                        _DEACTIVATE, {"endpoint_id": endpoint_id, "now": utcnow()}
-                    )
-                    log.warning("webhook endpoint %s answered 410 Gone: deactivated", endpoint_id)
-                await session.commit()
-        except Exception:  # not recorded: their leases run out and they are attempted again
-            log.exception("recording %d webhook attempts failed", len(batch))
+
+Body = tuple[str, bytes]  # an event's public id, and its JSON as a delivery's body
+
+
+async def _bodies(connection: Any, claims: list[Any]) -> dict[int, Body]:
+    """The claimed deliveries' events, each made into its body once (for every endpoint)."""
+    if not claims:
+        return {}
+    ids = sorted({claim["event_id"] for claim in claims})
+    rows = (await connection.execute(_EVENTS, {"ids": ids})).mappings()
+    return {row["id"]: (event_id(row["id"]), event_json(row).encode()) for row in rows}
+
+
+async def _record(connection: Any, ended: list[Ended]) -> list[int]:
+    """Record the attempts that `ended` (one statement for all of them) and deactivate the
+    endpoints that answered 410 Gone; those endpoints' ids."""
+    if not ended:
+        return []
+    rows = [
+        {"delivery_id": claim["id"], **_bound(next_state(claim["attempts"], outcome, at))}
+        for claim, outcome, at in ended
+    ]
+    await connection.execute(_RECORD, rows)
+    gone = sorted({claim["endpoint_id"] for claim, o, _ in ended if o.status_code == 410})
+    for endpoint_id in gone:
+        await connection.execute(_DEACTIVATE, {"endpoint_id": endpoint_id, "now": utcnow()})
+    return gone
 
 
 _RECORDED = (
@@ -340,38 +342,3 @@ def _bound(values: dict[str, Any]) -> dict[str, Any]:
     has no delivered_at)."""
     values = {"status": DeliveryStatus.pending, "delivered_at": None, **values}
     return {f"new_{name}": values[name] for name in _RECORDED}
-
-
-class Refused(OSError):
-    """An address a webhook may not connect to, found when its name was resolved."""
-
-
-class CheckedResolver(aiohttp.abc.AbstractResolver):
-    """The client's resolver: a host name's addresses, each checked (urls.addresses), are the
-    only ones the connection may use, so the name cannot resolve to a public address for the
-    check and a private one for the connection."""
-
-    def __init__(self, policy: urls.Policy) -> None:
-        self.policy = policy
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[aiohttp.abc.ResolveResult]:
-        try:
-            found = await urls.addresses(host, port, self.policy)
-        except urls.RefusedURL as exc:
-            raise Refused(str(exc)) from None
-        return [
-            {
-                "hostname": host,
-                "host": str(address),
-                "port": port,
-                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-            for address in found
-        ]
-
-    async def close(self) -> None:
-        return None
