@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "loanapi.webhooks.feed",
             "loanapi.webhooks.service",
             "loanapi.webhooks.delivery",
+            "loanapi.webhooks.sender",  # the HTTP client of the deliveries
             "loanapi.webhooks.urls",
             "loanapi.idempotency",
             "loanapi.throttle",
