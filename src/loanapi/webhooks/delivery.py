@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Text, bindparam, cast, or_, select, update
 from standardwebhooks import Webhook
 
 from loanapi.clock import utcnow
@@ -34,7 +34,7 @@ from loanapi.webhooks.models import (
     WebhookEndpoint,
     event_id,
 )
-from loanapi.webhooks.schemas import event_json
+from loanapi.webhooks.schemas import event_body
 from loanapi.webhooks.sender import Sender
 
 log = logging.getLogger("loanapi.webhooks")
@@ -129,9 +129,10 @@ _CLAIM = (
     .values(claimed_until=bindparam("lease"), attempts=_D.attempts + 1)
     .returning(_D.id, _D.endpoint_id, _D.event_id, _D.attempts)
 )
-_EVENTS: Any = select(Event.id, Event.type, Event.occurred_at, Event.data).where(
-    Event.id.in_(bindparam("ids", expanding=True))
-)
+# The claimed deliveries' events, their data as the JSON text stored (a delivery's body).
+_EVENTS: Any = select(
+    Event.id, Event.type, Event.occurred_at, cast(Event.data, Text).label("data")
+).where(Event.id.in_(bindparam("ids", expanding=True)))
 _DEACTIVATE = (
     update(WebhookEndpoint)
     .where(WebhookEndpoint.id == bindparam("endpoint_id"))
@@ -303,7 +304,7 @@ async def _bodies(connection: Any, claims: list[Any]) -> dict[int, Body]:
         return {}
     ids = sorted({claim["event_id"] for claim in claims})
     rows = (await connection.execute(_EVENTS, {"ids": ids})).mappings()
-    return {row["id"]: (event_id(row["id"]), event_json(row).encode()) for row in rows}
+    return {row["id"]: (event_id(row["id"]), event_body(row)) for row in rows}
 
 
 async def _record(connection: Any, ended: list[Ended]) -> list[int]:

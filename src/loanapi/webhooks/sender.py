@@ -23,7 +23,7 @@ import httptools
 
 from loanapi.webhooks import urls
 
-IDLE_PER_ORIGIN = 64  # kept-alive connections kept per scheme, host and port
+IDLE_PER_ORIGIN = 256  # kept-alive connections kept per scheme, host and port
 
 
 @dataclass(frozen=True, slots=True)
