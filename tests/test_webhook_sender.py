@@ -79,8 +79,8 @@ async def serve() -> AsyncIterator[Callable[..., Server]]:
 
 
 async def post(sender: Sender, url: str, body: bytes = b'{"id": "evt_1"}') -> int:
-    async with asyncio.timeout(2):
-        return await sender.post(url, body, {"content-type": "application/json", "webhook-id": "1"})
+    headers = {"content-type": "application/json", "webhook-id": "1"}
+    return await sender.post(url, body, headers, timeout=1)
 
 
 async def test_a_kept_alive_connection_carries_the_next_deliveries(serve):

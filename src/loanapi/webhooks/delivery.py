@@ -284,8 +284,7 @@ class Deliverer:
             "webhook-signature": signature(endpoint, public_id, moment, body.decode()),
         }
         try:
-            async with asyncio.timeout(TIMEOUT):
-                status = await client.post(endpoint["url"], body, headers)
+            status = await client.post(endpoint["url"], body, headers, TIMEOUT)
         except urls.RefusedURL as exc:
             return Outcome(error=f"refused: {exc}")
         except TimeoutError:

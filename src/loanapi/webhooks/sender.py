@@ -108,6 +108,9 @@ class _Connection(asyncio.Protocol):
         self.transport.write(request)
         return self.waiter
 
+    def expire(self) -> None:
+        self._fail(TimeoutError("no answer in time"))
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.abort()
@@ -131,18 +134,28 @@ class Sender:
         self.ssl_context = ssl_context or ssl.create_default_context()
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        """The answer's status code. Raises urls.RefusedURL (an address it may not call),
-        OSError (no connection, or it broke) or TimeoutError (from the caller's timeout)."""
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        """The answer's status code, within `timeout` seconds. Raises urls.RefusedURL (an
+        address it may not call), OSError (no connection, or it broke) or TimeoutError."""
         name = _checked(url, self.policy)
         where = target(url)
         origin = (where.scheme, where.host, where.port)
-        connection = self._reuse(origin) or await self._connect(where, name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        connection = self._reuse(origin)
+        if connection is None:
+            async with asyncio.timeout_at(deadline):
+                connection = await self._connect(where, name)
+        answer = connection.send(_request(where, body, headers))
+        # a timer, not asyncio.timeout: this is every delivery's path, and it costs a tenth
+        timer = loop.call_at(deadline, connection.expire)
         try:
-            status = await connection.send(_request(where, body, headers))
-        except BaseException:  # an error, a timeout or a cancellation: not reused
+            status = await answer
+        except BaseException:  # an error, the timeout or a cancellation: not reused
             connection.close()
             raise
+        finally:
+            timer.cancel()
         if connection.reusable and connection.open:
             self._keep(origin, connection)
         else:
