@@ -155,8 +155,8 @@ class Deliverer:
 
     sessions: Sessions
     settings: Settings
-    concurrency: int = 256  # attempts in flight in this worker (each a coroutine)
-    per_endpoint: int = 64  # of which for one endpoint (a slow one holds only these)
+    concurrency: int = 512  # attempts in flight in this worker (each a coroutine)
+    per_endpoint: int = 32  # of which for one endpoint (a slow one holds only these)
     poll_seconds: float = 0.2
     beat_seconds: float = 0.03
     lease: timedelta = timedelta(seconds=60)
