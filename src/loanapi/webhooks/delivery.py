@@ -3,8 +3,9 @@
 The deliveries table is the queue. A worker claims a batch of due deliveries in one short
 transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so workers never take the same one) and sets
 a lease (`claimed_until`) on each; it then sends each one in its own task, outside any
-transaction, and records the outcome in another short one. A worker killed mid-attempt leaves
-the lease to run out, and any worker takes the delivery again: delivery is at least once.
+transaction (loanapi.webhooks.sender), and records the outcome in the next round's transaction,
+which claims again. A worker killed mid-attempt leaves the lease to run out, and any worker
+takes the delivery again: delivery is at least once.
 
 Each endpoint has at most `per_endpoint` attempts in flight per worker, so a slow or dead
 endpoint (10 s timeout per attempt) holds only its own slots; the others, and the API, go on.
