@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 from loanapi.clock import utcnow
 from loanapi.jobs import deliverer
 from loanapi.sql import current_txid
-from loanapi.webhooks import outbox, urls
+from loanapi.webhooks import delivery, outbox, urls
 from loanapi.webhooks.delivery import Deliverer
 from loanapi.webhooks.models import Event, WebhookDelivery
 from tests.api.test_servicing import approved_loan, disburse, repay, set_late_fee
@@ -441,6 +441,46 @@ async def test_a_slow_endpoint_does_not_hold_up_a_fast_one(
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
+
+
+async def test_a_failed_round_is_tried_again_and_its_outcomes_kept(
+    local_app, local, customer, admin, receiver, monkeypatch, caplog
+):
+    """The database fails the round that records an attempt's outcome: the worker logs it and
+    goes on, and the next round records that outcome (the delivery is not sent again)."""
+    endpoint = await add_endpoint(local, admin, receiver.url())
+    apply = {"loan_type": "personal_loan", "principal": "5000", "tenure_months": 12}
+    await local.post(f"{V1}/customer/loans", json=apply, headers=customer.headers)
+    failed: list[int] = []
+    record = delivery._record
+
+    async def flaky(connection, ended):
+        if ended and not failed:
+            failed.append(len(ended))
+            raise ConnectionResetError("the database went away")
+        return await record(connection, ended)
+
+    monkeypatch.setattr(delivery, "_record", flaky)
+    work = Deliverer(
+        local_app.state.sessions, local_app.state.settings, beat_seconds=0.01, poll_seconds=0.02
+    )
+    worker = asyncio.create_task(work.run())
+    deliveries = f"{V1}/admin/webhooks/{endpoint['id']}/deliveries"
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                [item] = (await local.get(deliveries, headers=admin.headers)).json()["items"]
+                if item["status"] == "delivered":
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    assert failed == [1]
+    assert "a webhook delivery round failed" in caplog.text
+    assert (item["attempts"], item["last_status_code"]) == (1, 204)
+    assert len(receiver.at("/hook")) == 1
 
 
 async def test_queue_metrics(local_app, local, customer, admin, receiver):
