@@ -199,10 +199,6 @@ class Deliverer:
             await self._round(client, claim=False)
         return started
 
-    async def wait(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
     @contextlib.asynccontextmanager
     async def _client(self) -> Any:
         sender = Sender(policy(self.settings))

@@ -33,22 +33,24 @@ class Target:
     scheme: str
     host: str
     port: int
+    name: str | None  # the host name to resolve (and check) per connection; None: an address
     path: str  # path and query, percent-encoded
     host_header: str
 
 
 @functools.lru_cache(maxsize=1024)
-def target(url: str) -> Target:
+def target(url: str, policy: urls.Policy) -> Target:
+    """The URL as the sender uses it, checked by `urls` (RefusedURL; a refusal is not cached,
+    a check that passed depends on nothing but the URL and the policy)."""
+    scheme, host, port = urls.check_syntax(url, policy)
+    name = urls.check_literal(url, policy)
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    default = 443 if scheme == "https" else 80
-    port = parts.port or default
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
     if parts.query:
         path += "?" + quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
     named = f"[{host}]" if ":" in host else host
-    return Target(scheme, host, port, path, named if port == default else f"{named}:{port}")
+    default = port == (443 if scheme == "https" else 80)
+    return Target(scheme, host, port, name, path, named if default else f"{named}:{port}")
 
 
 class ClosedEarly(ConnectionError):
@@ -137,15 +139,14 @@ class Sender:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
         """The answer's status code, within `timeout` seconds. Raises urls.RefusedURL (an
         address it may not call), OSError (no connection, or it broke) or TimeoutError."""
-        name = _checked(url, self.policy)
-        where = target(url)
+        where = target(url, self.policy)
         origin = (where.scheme, where.host, where.port)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         connection = self._reuse(origin)
         if connection is None:
             async with asyncio.timeout_at(deadline):
-                connection = await self._connect(where, name)
+                connection = await self._connect(where)
         answer = connection.send(_request(where, body, headers))
         # a timer, not asyncio.timeout: this is every delivery's path, and it costs a tenth
         timer = loop.call_at(deadline, connection.expire)
@@ -183,13 +184,13 @@ class Sender:
         else:
             connection.close()
 
-    async def _connect(self, where: Target, name: str | None) -> _Connection:
-        """A new connection to the URL's address, or to one of the addresses its host `name`
+    async def _connect(self, where: Target) -> _Connection:
+        """A new connection to the URL's address, or to one of the addresses its host name
         resolves to now, each checked."""
-        if name is None:
+        if where.name is None:
             found = [where.host]
         else:
-            resolved = await urls.addresses(name, where.port, self.policy)
+            resolved = await urls.addresses(where.name, where.port, self.policy)
             found = [str(address) for address in resolved]
         tls = self.ssl_context if where.scheme == "https" else None
         loop = asyncio.get_running_loop()
@@ -208,12 +209,6 @@ class Sender:
                 continue
             return connection
         raise error
-
-
-@functools.lru_cache(maxsize=1024)
-def _checked(url: str, policy: urls.Policy) -> str | None:
-    """urls.check_literal, once per URL and policy (it depends on nothing else)."""
-    return urls.check_literal(url, policy)
 
 
 def _request(where: Target, body: bytes, headers: Mapping[str, str]) -> bytes:
