@@ -715,7 +715,7 @@ def http_json(
         return exc.code, exc.read().decode(errors="replace")[:300]
 
 
-def post_json(port: int, path: str, token: str, body: dict[str, Any], method: str = "POST") -> Any:
+def send_json(port: int, path: str, token: str, body: dict[str, Any], method: str = "POST") -> Any:
     """The JSON answer of a `method` (POST, PATCH) with a JSON body; an error status raises."""
     request = urllib.request.Request(
         f"http://{HOST}:{port}{path}",
@@ -1657,7 +1657,7 @@ class Bench:
         with_events: list[tuple[int, int]] = []  # event ids written while endpoints were active
         try:
             endpoints = [
-                post_json(port, "/api/v1/admin/webhooks", admin, {"url": url, "event_types": ["*"]})
+                send_json(port, "/api/v1/admin/webhooks", admin, {"url": url, "event_types": ["*"]})
                 for url in (f"http://{HOST}:{receiver_port}/{n}" for n in ("a", "b"))
             ]
             result["endpoints"] = [e["id"] for e in endpoints]
@@ -1697,7 +1697,7 @@ class Bench:
     def set_active(self, port: int, endpoints: list[dict[str, Any]], active: bool) -> None:
         for endpoint in endpoints:
             path = f"/api/v1/admin/webhooks/{endpoint['id']}"
-            post_json(port, path, self.tokens[1], {"active": active}, method="PATCH")
+            send_json(port, path, self.tokens[1], {"active": active}, method="PATCH")
 
     def profiles(self, items: list[tuple[str, Server, list[Req]]], stamp: str) -> None:
         """py-spy on the workers during each (name, server, requests) at c16, for those `--only`
