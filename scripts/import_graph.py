@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "loanapi.webhooks.feed",
             "loanapi.webhooks.service",
             "loanapi.webhooks.delivery",
+            "loanapi.webhooks.queue",  # the deliveries table as the worker's queue
             "loanapi.webhooks.sender",  # the HTTP client of the deliveries
             "loanapi.webhooks.urls",
             "loanapi.idempotency",

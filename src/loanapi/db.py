@@ -85,6 +85,7 @@ def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
 class Sessions:
     """The two kinds of session of one database."""
 
+    engine: AsyncEngine
     readers: async_sessionmaker[ReadSession]
     writers: async_sessionmaker[WriteSession]
     read_pool: "ReadPool | None"
@@ -110,6 +111,7 @@ def create_sessions(engine: AsyncEngine, settings: Settings) -> Sessions:
         read_pool = ReadPool(engine, settings.db_pool_size, settings.db_timeout_seconds)
     options: dict[str, Any] = {"expire_on_commit": False, "autoflush": False}
     return Sessions(
+        engine=engine,
         readers=async_sessionmaker(read_bind, class_=ReadSession, **options),
         writers=async_sessionmaker(write_bind, class_=WriteSession, **options),
         read_pool=read_pool,
@@ -137,10 +139,7 @@ class ReadPool:
     """
 
     def __init__(self, engine: AsyncEngine, size: int, timeout: float = 30) -> None:
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
-        for name in SQLALCHEMY_ONLY:  # read by SQLAlchemy's adapter, unknown to asyncpg
-            kwargs.pop(name, None)
-        self._connect = (args, kwargs)
+        self._connect = asyncpg_connect_args(engine)
         self._size = size
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
@@ -210,6 +209,14 @@ SQLALCHEMY_ONLY = (
     "prepared_statement_cache_size",
     "prepared_statement_name_func",
 )
+
+
+def asyncpg_connect_args(engine: AsyncEngine) -> tuple[list[Any], dict[str, Any]]:
+    """What `asyncpg.connect` takes to open a connection like `engine`'s own."""
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    for name in SQLALCHEMY_ONLY:  # read by SQLAlchemy's adapter, unknown to asyncpg
+        kwargs.pop(name, None)
+    return list(args), dict(kwargs)
 
 
 async def _reset(connection: asyncpg.Connection) -> None:

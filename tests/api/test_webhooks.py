@@ -452,15 +452,22 @@ async def test_a_failed_round_is_tried_again_and_its_outcomes_kept(
     apply = {"loan_type": "personal_loan", "principal": "5000", "tenure_months": 12}
     await local.post(f"{V1}/customer/loans", json=apply, headers=customer.headers)
     failed: list[int] = []
-    record = delivery._record
+    make_queue = delivery.queue
 
-    async def flaky(connection, ended):
-        if ended and not failed:
-            failed.append(len(ended))
-            raise ConnectionResetError("the database went away")
-        return await record(connection, ended)
+    def flaky_queue(sessions):
+        made = make_queue(sessions)
+        real_round = made.round
 
-    monkeypatch.setattr(delivery, "_record", flaky)
+        async def flaky(records, gone, rooms, lease):
+            if records and not failed:
+                failed.append(len(records))
+                raise ConnectionResetError("the database went away")
+            return await real_round(records, gone, rooms, lease)
+
+        made.round = flaky
+        return made
+
+    monkeypatch.setattr(delivery, "queue", flaky_queue)
     work = Deliverer(
         local_app.state.sessions, local_app.state.settings, beat_seconds=0.01, poll_seconds=0.02
     )

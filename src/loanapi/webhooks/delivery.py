@@ -21,21 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, or_, select, update
 from standardwebhooks import Webhook
 
 from loanapi.clock import utcnow
 from loanapi.config import Settings
 from loanapi.db import Sessions
 from loanapi.webhooks import urls
-from loanapi.webhooks.models import (
-    DeliveryStatus,
-    Event,
-    WebhookDelivery,
-    WebhookEndpoint,
-    event_id,
-)
-from loanapi.webhooks.schemas import event_body
+from loanapi.webhooks.models import DeliveryStatus
+from loanapi.webhooks.queue import Body, Queue, Record, queue
 from loanapi.webhooks.sender import Sender
 
 log = logging.getLogger("loanapi.webhooks")
@@ -78,67 +71,23 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def next_state(attempts: int, outcome: Outcome, now: datetime) -> dict[str, Any]:
-    """The delivery's fields after its `attempts`-th attempt ended with `outcome`."""
-    values: dict[str, Any] = {
-        "last_status_code": outcome.status_code,
-        "last_error": outcome.error[:ERROR_LENGTH] if outcome.error else None,
-        "claimed_until": None,
-    }
+def next_state(delivery_id: int, attempts: int, outcome: Outcome, now: datetime) -> Record:
+    """The delivery's state after its `attempts`-th attempt ended with `outcome`."""
+    status, retry_at = DeliveryStatus.pending, None
     if outcome.delivered:
-        return values | {
-            "status": DeliveryStatus.delivered,
-            "delivered_at": now,
-            "next_attempt_at": None,
-        }
-    if outcome.status_code == 410 or attempts >= MAX_ATTEMPTS:
-        return values | {"status": DeliveryStatus.failed, "next_attempt_at": None}
-    return values | {"next_attempt_at": now + RETRY_DELAYS[attempts - 1]}
-
-
-# --- the statements ------------------------------------------------------------------------------
-
-_D = WebhookDelivery
-# The active endpoints, with what a delivery to each needs.
-_ACTIVE: Any = (
-    select(
-        WebhookEndpoint.id,
-        WebhookEndpoint.url,
-        WebhookEndpoint.secret,
-        WebhookEndpoint.previous_secret,
-        WebhookEndpoint.previous_secret_until,
+        status = DeliveryStatus.delivered
+    elif outcome.status_code == 410 or attempts >= MAX_ATTEMPTS:
+        status = DeliveryStatus.failed
+    else:
+        retry_at = now + RETRY_DELAYS[attempts - 1]
+    return Record(
+        delivery_id,
+        status,
+        last_status_code=outcome.status_code,
+        last_error=outcome.error[:ERROR_LENGTH] if outcome.error else None,
+        next_attempt_at=retry_at,
+        delivered_at=now if outcome.delivered else None,
     )
-    .where(WebhookEndpoint.active.is_(True))
-    .order_by(WebhookEndpoint.id)
-)
-_DUE = (
-    select(_D.id)
-    .where(
-        _D.endpoint_id == bindparam("endpoint"),
-        _D.status == DeliveryStatus.pending,
-        _D.next_attempt_at <= bindparam("now"),
-        or_(_D.claimed_until.is_(None), _D.claimed_until < bindparam("now")),
-    )
-    .order_by(_D.next_attempt_at)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
-)
-# One endpoint's due deliveries, at most `limit` (its free share), leased to this worker.
-_CLAIM = (
-    update(_D)
-    .where(_D.id.in_(_DUE.scalar_subquery()))
-    .values(claimed_until=bindparam("lease"), attempts=_D.attempts + 1)
-    .returning(_D.id, _D.endpoint_id, _D.event_id, _D.attempts)
-)
-# The claimed deliveries' events, their data as the JSON text stored (a delivery's body).
-_EVENTS: Any = select(
-    Event.id, Event.type, Event.occurred_at, cast(Event.data, Text).label("data")
-).where(Event.id.in_(bindparam("ids", expanding=True)))
-_DEACTIVATE = (
-    update(WebhookEndpoint)
-    .where(WebhookEndpoint.id == bindparam("endpoint_id"))
-    .values(active=False, updated_at=bindparam("now"))
-)
 
 
 Ended = tuple[dict[str, Any], Outcome, datetime]  # a claim, its outcome, when it ended
@@ -165,6 +114,7 @@ class Deliverer:
     _tasks: set["asyncio.Task[None]"] = field(default_factory=set)
     _ended: list[Ended] = field(default_factory=list)
     _turn: int = 0
+    _queue: Queue = field(init=False)
 
     async def run(self) -> None:
         """Deliver until cancelled; attempts cut short by the cancellation keep their lease,
@@ -201,11 +151,13 @@ class Deliverer:
 
     @contextlib.asynccontextmanager
     async def _client(self) -> Any:
-        sender = Sender(policy(self.settings))
+        """The sender of the attempts, and the queue of the rounds."""
+        sender, self._queue = Sender(policy(self.settings)), queue(self.sessions)
         try:
             yield sender
         finally:
             await sender.close()
+            await self._queue.close()
 
     async def _round(self, client: Sender, claim: bool = True) -> int:
         """Record the attempts that ended and claim what is due, in one transaction; then
@@ -214,52 +166,42 @@ class Deliverer:
             await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
         free = self.concurrency - len(self._tasks) if claim else 0
         ended, self._ended = self._ended, []
+        records = [next_state(c["id"], c["attempts"], outcome, at) for c, outcome, at in ended]
+        gone = sorted({c["endpoint_id"] for c, outcome, _ in ended if outcome.status_code == 410})
+        rooms = functools.partial(self._rooms, free) if free else None
         try:
-            async with self.sessions.write() as session:
-                connection = await session.connection()
-                gone = await _record(connection, ended)
-                claims, endpoints = await self._claim(connection, free) if free else ([], {})
-                bodies = await _bodies(connection, claims)
-                await session.commit()
+            done = await self._queue.round(records, gone, rooms, utcnow() + self.lease)
         except BaseException:
             self._ended[:0] = ended  # recorded by the next round
             raise
         for endpoint_id in gone:
             log.warning("webhook endpoint %s answered 410 Gone: deactivated", endpoint_id)
-        for claimed in claims:
+        for claimed in done.claims:
             endpoint_id = claimed["endpoint_id"]
             self._in_flight[endpoint_id] = self._in_flight.get(endpoint_id, 0) + 1
-            attempt = self._attempt(
-                client, dict(claimed), endpoints[endpoint_id], bodies[claimed["event_id"]]
-            )
-            task = asyncio.create_task(attempt)
+            endpoint, body = done.endpoints[endpoint_id], done.bodies[claimed["event_id"]]
+            task = asyncio.create_task(self._attempt(client, claimed, endpoint, body))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return len(claims)
+        return len(done.claims)
 
-    async def _claim(self, connection: Any, free: int) -> tuple[list[Any], dict[int, Any]]:
-        """Each active endpoint's due deliveries, up to its free share of attempts in flight;
-        the endpoints taken in turn, starting one further each time (none is always last)."""
-        endpoints = {row["id"]: row for row in (await connection.execute(_ACTIVE)).mappings()}
-        if not endpoints:
-            return [], endpoints
-        active = list(endpoints)
+    def _rooms(self, free: int, active: list[int]) -> list[tuple[int, int]]:
+        """How many due deliveries to claim for each active endpoint: up to its free share of
+        attempts in flight, `free` in all; the endpoints taken in turn, starting one further
+        each round (none is always last)."""
+        if not active:
+            return []
         self._turn = (self._turn + 1) % len(active)
-        now = utcnow()
-        claims: list[Any] = []
+        rooms: list[tuple[int, int]] = []
         for endpoint_id in active[self._turn :] + active[: self._turn]:
-            room = min(self.per_endpoint - self._in_flight.get(endpoint_id, 0), free - len(claims))
-            if room <= 0:
-                continue
-            params = {"endpoint": endpoint_id, "now": now, "lease": now + self.lease}
-            result = await connection.execute(_CLAIM, params | {"limit": room})
-            claims += result.mappings().all()
-            if len(claims) >= free:
-                break
-        return claims, endpoints
+            room = min(self.per_endpoint - self._in_flight.get(endpoint_id, 0), free)
+            if room > 0:
+                rooms.append((endpoint_id, room))
+                free -= room
+        return rooms
 
     async def _attempt(
-        self, client: Sender, claim: dict[str, Any], endpoint: Any, event: "Body"
+        self, client: Sender, claim: dict[str, Any], endpoint: Any, event: Body
     ) -> None:
         endpoint_id = claim["endpoint_id"]
         try:
@@ -270,7 +212,7 @@ class Deliverer:
             if not self._in_flight[endpoint_id]:
                 del self._in_flight[endpoint_id]
 
-    async def _send(self, client: Sender, endpoint: Any, event: "Body") -> Outcome:
+    async def _send(self, client: Sender, endpoint: Any, event: Body) -> Outcome:
         public_id, body = event
         moment = utcnow()
         headers = {
@@ -289,53 +231,3 @@ class Deliverer:
         except OSError as exc:
             return Outcome(error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         return Outcome(status_code=status)
-
-
-Body = tuple[str, bytes]  # an event's public id, and its JSON as a delivery's body
-
-
-async def _bodies(connection: Any, claims: list[Any]) -> dict[int, Body]:
-    """The claimed deliveries' events, each made into its body once (for every endpoint)."""
-    if not claims:
-        return {}
-    ids = sorted({claim["event_id"] for claim in claims})
-    rows = (await connection.execute(_EVENTS, {"ids": ids})).mappings()
-    return {row["id"]: (event_id(row["id"]), event_body(row)) for row in rows}
-
-
-async def _record(connection: Any, ended: list[Ended]) -> list[int]:
-    """Record the attempts that `ended` (one statement for all of them) and deactivate the
-    endpoints that answered 410 Gone; those endpoints' ids."""
-    if not ended:
-        return []
-    rows = [
-        {"delivery_id": claim["id"], **_bound(next_state(claim["attempts"], outcome, at))}
-        for claim, outcome, at in ended
-    ]
-    await connection.execute(_RECORD, rows)
-    gone = sorted({claim["endpoint_id"] for claim, o, _ in ended if o.status_code == 410})
-    for endpoint_id in gone:
-        await connection.execute(_DEACTIVATE, {"endpoint_id": endpoint_id, "now": utcnow()})
-    return gone
-
-
-_RECORDED = (
-    "status",
-    "last_status_code",
-    "last_error",
-    "next_attempt_at",
-    "delivered_at",
-    "claimed_until",
-)
-_RECORD = (
-    update(_D)
-    .where(_D.id == bindparam("delivery_id"), _D.status == DeliveryStatus.pending)
-    .values({name: bindparam(f"new_{name}") for name in _RECORDED})
-)
-
-
-def _bound(values: dict[str, Any]) -> dict[str, Any]:
-    """next_state's values as _RECORD's parameters (a pending delivery keeps its status and
-    has no delivered_at)."""
-    values = {"status": DeliveryStatus.pending, "delivered_at": None, **values}
-    return {f"new_{name}": values[name] for name in _RECORDED}
