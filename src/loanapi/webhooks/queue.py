@@ -241,7 +241,8 @@ class PgQueue:
     async def _open(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
             args, kwargs = self._connect
-            self._connection = await asyncpg.connect(*args, **kwargs)
+            settings = kwargs.get("server_settings", {}) | _PLANS
+            self._connection = await asyncpg.connect(*args, **kwargs | {"server_settings": settings})
         return self._connection
 
     async def close(self) -> None:
@@ -251,6 +252,10 @@ class PgQueue:
 
 
 _EVENT = ("type", "occurred_at", "data")
+# The round's statements are prepared (asyncpg caches them) and planned once: left to choose,
+# PostgreSQL plans the claim afresh at each round (its arrays of parameters), which cost more
+# than running it.
+_PLANS = {"plan_cache_mode": "force_generic_plan"}
 
 
 def _columns(records: list[Record]) -> list[list[Any]]:
