@@ -241,8 +241,8 @@ class PgQueue:
     async def _open(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
             args, kwargs = self._connect
-            settings = kwargs.get("server_settings", {}) | _PLANS
-            self._connection = await asyncpg.connect(*args, **kwargs | {"server_settings": settings})
+            settings = {"server_settings": kwargs.get("server_settings", {}) | _PLANS}
+            self._connection = await asyncpg.connect(*args, **kwargs | settings)
         return self._connection
 
     async def close(self) -> None:
