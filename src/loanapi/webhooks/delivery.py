@@ -106,9 +106,9 @@ class Deliverer:
     sessions: Sessions
     settings: Settings
     concurrency: int = 512  # attempts in flight in this worker (each a coroutine)
-    per_endpoint: int = 32  # of which for one endpoint (a slow one holds only these)
+    per_endpoint: int = 64  # of which for one endpoint (a slow one holds only these)
     poll_seconds: float = 0.2
-    beat_seconds: float = 0.03
+    beat_seconds: float = 0.06
     lease: timedelta = timedelta(seconds=60)
     _in_flight: dict[int, int] = field(default_factory=dict)  # endpoint id -> attempts
     _tasks: set["asyncio.Task[None]"] = field(default_factory=set)
