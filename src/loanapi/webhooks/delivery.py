@@ -90,7 +90,7 @@ def next_state(delivery_id: int, attempts: int, outcome: Outcome, now: datetime)
     )
 
 
-Ended = tuple[dict[str, Any], Outcome, datetime]  # a claim, its outcome, when it ended
+Ended = tuple[Any, Outcome, datetime]  # a claim (a row of the queue's), its outcome, when it ended
 
 
 @dataclass
@@ -200,9 +200,7 @@ class Deliverer:
                 free -= room
         return rooms
 
-    async def _attempt(
-        self, client: Sender, claim: dict[str, Any], endpoint: Any, event: Body
-    ) -> None:
+    async def _attempt(self, client: Sender, claim: Any, endpoint: Any, event: Body) -> None:
         endpoint_id = claim["endpoint_id"]
         try:
             outcome = await self._send(client, endpoint, event)
