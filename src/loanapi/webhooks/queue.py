@@ -234,11 +234,14 @@ class PgQueue:
                 if wanted:
                     ids, room = zip(*wanted, strict=True)
                     claims = await connection.fetch(_PG_CLAIM, ids, room, utcnow(), lease)
-        bodies: dict[int, Body] = {}
-        for claim in claims:
-            if claim["event_id"] not in bodies:
-                event = {"id": claim["event_id"], **{k: claim[k] for k in _EVENT}}
-                bodies[claim["event_id"]] = body(event)
+        # each claim carries its event: one body per event, for every endpoint it goes to
+        events = {c["event_id"]: c for c in claims}
+        bodies = {
+            key: body(
+                {"id": key, "type": c["type"], "occurred_at": c["occurred_at"], "data": c["data"]}
+            )
+            for key, c in events.items()
+        }
         return Round(claims, endpoints, bodies)
 
     async def _open(self) -> asyncpg.Connection:
@@ -254,7 +257,6 @@ class PgQueue:
             self._connection = None
 
 
-_EVENT = ("type", "occurred_at", "data")
 # The round's statements are prepared (asyncpg caches them) and planned once: left to choose,
 # PostgreSQL plans the claim afresh at each round (its arrays of parameters), which cost more
 # than running it.
