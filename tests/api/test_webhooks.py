@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 from loanapi.clock import utcnow
 from loanapi.jobs import deliverer
 from loanapi.sql import current_txid
-from loanapi.webhooks import delivery, outbox, urls
+from loanapi.webhooks import delivery, outbox, service, urls
 from loanapi.webhooks.delivery import Deliverer
 from loanapi.webhooks.models import Event, WebhookDelivery
 from tests.api.test_servicing import approved_loan, disburse, repay, set_late_fee
@@ -231,6 +231,56 @@ async def test_endpoint_lifecycle_and_its_secret_shown_once(local, admin, receiv
     assert (await local.delete(path, headers=admin.headers)).status_code == 204
     assert_problem(await local.delete(path, headers=admin.headers), 404)
     assert_problem(await local.patch(path, json={}, headers=admin.headers), 404)
+
+
+async def test_deleting_an_endpoint_waits_for_a_change_writing_its_delivery(
+    local_app, local, admin, receiver
+):
+    """Deliveries have no foreign keys (webhooks/models.py): deleting an endpoint while a
+    change's transaction has written a delivery for it waits for that transaction, and then
+    takes the delivery with it; the change's event stays."""
+    endpoint = await add_endpoint(local, admin, receiver.url())
+    change = local_app.state.sessions.write()
+    try:
+        event = {"type": "loan.edited", "loan_id": None, "data": {"open": 1}}
+        await outbox.publish(change, [event])
+        removal = asyncio.create_task(
+            local.delete(f"{V1}/admin/webhooks/{endpoint['id']}", headers=admin.headers)
+        )
+        await asyncio.sleep(0.3)
+        assert not removal.done()
+        await change.commit()
+    finally:
+        await change.close()
+    assert (await removal).status_code == 204
+    async with local_app.state.sessions.read() as session:
+        left = select(func.count()).where(WebhookDelivery.endpoint_id == endpoint["id"])
+        assert await session.scalar(left) == 0
+        assert await session.scalar(select(func.count()).select_from(Event)) == 1
+
+
+async def test_deleting_an_endpoint_held_back_too_long_is_503_and_changes_nothing(
+    local_app, local, admin, receiver, database, monkeypatch
+):
+    """Deleting waits for the changes writing deliveries only so long (a change held open
+    here): then 503, and the endpoint and its deliveries are as they were."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer: the deletion waits for its busy timeout instead")
+    monkeypatch.setattr(service, "LOCK_WAIT", "200ms")
+    endpoint = await add_endpoint(local, admin, receiver.url())
+    edited = {"type": "loan.edited", "loan_id": None, "data": {}}
+    async with local_app.state.sessions.write() as committed:
+        await outbox.publish(committed, [edited])
+        await committed.commit()
+    change = local_app.state.sessions.write()
+    try:
+        await outbox.publish(change, [edited])
+        path = f"{V1}/admin/webhooks/{endpoint['id']}"
+        assert_problem(await local.delete(path, headers=admin.headers), 503)
+    finally:
+        await change.close()
+    kept = (await local.get(f"{path}/deliveries", headers=admin.headers)).json()["items"]
+    assert [d["event_type"] for d in kept] == ["loan.edited"]  # the committed change's
 
 
 @pytest.mark.parametrize(

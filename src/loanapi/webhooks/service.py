@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loanapi.clock import utcnow
@@ -24,6 +24,9 @@ from loanapi.webhooks.models import (
 from loanapi.webhooks.schemas import WebhookCreate, WebhookUpdate
 
 OLD_SECRET_VALID = timedelta(hours=24)
+# How long deleting an endpoint waits for the changes writing deliveries (milliseconds each);
+# longer, and it is answered 503 (try again) rather than hold the API's writes back.
+LOCK_WAIT = "5s"
 
 
 def new_secret() -> str:
@@ -131,8 +134,18 @@ async def change(
 
 
 async def remove(session: WriteSession, *, endpoint_id: int) -> None:
+    """The endpoint and all its deliveries. They have no foreign key (webhooks/models.py), and
+    a change in flight may have read the endpoint and be writing one: so, once the many are
+    gone, the table is locked against writers (SHARE: this waits for the transactions writing
+    deliveries and holds new ones back until it commits) and the few they wrote go too. SQLite
+    has one writer: nothing is in flight."""
     await _endpoint(session, endpoint_id, lock=True)
-    # Its deliveries go with it (ON DELETE CASCADE).
+    its_deliveries = delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    await session.execute(its_deliveries)
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))  # then 503
+        await session.execute(text("LOCK TABLE webhook_deliveries IN SHARE MODE"))
+        await session.execute(its_deliveries)
     await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id))
 
 
