@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -347,6 +348,14 @@ def events_extras(results: dict[str, Any]) -> list[str]:
         f"{name} {events['without'][name]['rps']} -> {events['with'][name]['rps']} req/s"
         for name in ("apply", "approve")
     )
+    every = events.get("all_rps") or {}
+    if every:
+        medians = ", ".join(
+            f"{name} {statistics.median(every['without'][name]):.1f} -> "
+            f"{statistics.median(every['with'][name]):.1f}"
+            for name in ("apply", "approve")
+        )
+        runs += f" (the best of {events.get('rounds')} rounds each; medians {medians})"
     lag = events.get("lag") or {}
     return [
         f"- Events (c16, without -> with two webhook endpoints, a worker delivering): {runs}; "
