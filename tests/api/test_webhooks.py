@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import resource
 from datetime import timedelta
 
 import pytest
@@ -604,3 +605,20 @@ async def test_the_feed_never_skips_an_event_committed_late(app, database, clien
     assert [e["type"] for e in after["items"]] == ["loan.edited", "loan.applied"]
     assert after["items"][0]["data"] == {"late": 1}
     assert (await feed(client, admin, after["next_cursor"]))["items"] == []
+
+
+def test_the_worker_makes_room_for_its_sockets():
+    """A systemd service starts with 1,024 open files; the deliverer's attempts in flight (a
+    socket each) need more: the soft limit is raised, up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1024 + delivery.OTHER_FILES
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"the hard limit here ({hard}) is below {wanted}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        delivery.open_files_for(1024)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (wanted, hard)
+        delivery.open_files_for(8)  # never lowered
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (wanted, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import resource
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,6 +91,27 @@ def next_state(delivery_id: int, attempts: int, outcome: Outcome, now: datetime)
     )
 
 
+# Files a process needs besides the attempts' sockets: its database connections, logs, the
+# API's own sockets when `serve` delivers in-process.
+OTHER_FILES = 512
+
+
+def open_files_for(sockets: int) -> None:
+    """Raises this process's soft limit of open files to leave room for `sockets` (a systemd
+    service starts at 1,024), up to the hard limit; short of it, an attempt past the limit fails
+    to connect (EMFILE) and is retried as any refused connection is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = sockets + OTHER_FILES
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if raised < wanted:
+        log.warning(
+            "open files limited to %s: fewer than %s attempts can be in flight", hard, sockets
+        )
+
+
 Ended = tuple[Any, Outcome, datetime]  # a claim (a row of the queue's), its outcome, when it ended
 
 
@@ -105,8 +127,8 @@ class Deliverer:
 
     sessions: Sessions
     settings: Settings
-    concurrency: int = 512  # attempts in flight in this worker (each a coroutine)
-    per_endpoint: int = 64  # of which for one endpoint (a slow one holds only these)
+    concurrency: int = 1024  # attempts in flight in this worker (each a coroutine, a socket)
+    per_endpoint: int = 64  # of which for one endpoint (a slow one holds only these: 1/16)
     poll_seconds: float = 0.2
     beat_seconds: float = 0.06
     lease: timedelta = timedelta(seconds=60)
@@ -152,6 +174,7 @@ class Deliverer:
     @contextlib.asynccontextmanager
     async def _client(self) -> Any:
         """The sender of the attempts, and the queue of the rounds."""
+        open_files_for(self.concurrency)
         sender, self._queue = Sender(policy(self.settings)), queue(self.sessions)
         try:
             yield sender
