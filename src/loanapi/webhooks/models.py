@@ -88,11 +88,11 @@ class WebhookDelivery(Base):
     mid-attempt leaves the lease to run out, and another worker takes the delivery again.
 
     No foreign keys: their checks are row triggers, and they cost every change that writes an
-    event more than the rows themselves (PostgreSQL's CPU per event with two endpoints: ~75 us
-    for the deliveries with both keys, ~32 without). The references hold by construction: the
-    outbox writes a delivery in the statement that writes its event (events are never deleted),
-    and deleting an endpoint deletes its deliveries, the ones of changes still in flight too
-    (webhooks/service.remove)."""
+    event about as much as the rows themselves (PostgreSQL's CPU per event for its deliveries to
+    two endpoints: ~75-100 us with both keys, ~40-50 without; docs/PERFORMANCE.md). The
+    references hold by construction: the outbox writes a delivery in the statement that writes
+    its event (events are never deleted), and deleting an endpoint deletes its deliveries, the
+    ones of changes still in flight too (webhooks/service.remove)."""
 
     __tablename__ = "webhook_deliveries"
 
