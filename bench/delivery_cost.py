@@ -1,0 +1,144 @@
+"""What one webhook delivery costs the machine: the worker, its database backends, the receiver.
+
+The `events` step of bench/run.py measures what deliveries take from the API's throughput, a
+ratio that moves by several percent between runs on a shared VM; this measures their cost
+directly, so that a change to the worker can be judged on its own. Events with a delivery to
+each of two endpoints are written straight into a scratch database (`loanapi_bench_delivery`,
+created and migrated here, emptied at each run) at a steady rate, a `loanapi worker` delivers
+them to bench/receiver.py, and each process's CPU is read from /proc from the first event until
+the queue is empty.
+
+    .venv/bin/python bench/delivery_cost.py [--rate 600] [--seconds 12] [--runs 3]
+
+Prints one line per run: microseconds of CPU per delivery of the worker, of its database
+backends (every connection of the scratch database but the feeder's) and of the receiver.
+"""
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import seed
+
+BENCH = Path(__file__).resolve().parent
+DATABASE = "loanapi_bench_delivery"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a test secret: the receiver checks nothing
+TICK = os.sysconf("SC_CLK_TCK")
+# an event's data about the size of a loan's (the body of an `apply` delivery is ~1 KB)
+DATA = json.dumps({"loan": {"id": 1, "status": "requested", "notes": "x" * 600}, "version": 1})
+PUBLISH = """
+WITH e AS (
+    INSERT INTO events (txid, type, occurred_at, loan_id, data)
+    SELECT 0, 'loan.applied', $1, 1, $2::json FROM generate_series(1, $3) RETURNING id
+)
+INSERT INTO webhook_deliveries (endpoint_id, event_id, status, attempts, next_attempt_at,
+    created_at)
+SELECT w.id, e.id, 'pending', 0, $1, $1 FROM e, webhook_endpoints AS w
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+async def scratch_database() -> None:
+    admin = await asyncpg.connect(seed.dsn("postgres"))
+    try:
+        found = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
+        if not found:
+            await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    finally:
+        await admin.close()
+    seed.migrate(DATABASE)
+
+
+async def run(rate: int, seconds: int, receiver_port: int) -> str:
+    conn = await asyncpg.connect(seed.dsn(DATABASE))
+    await conn.execute("TRUNCATE webhook_deliveries, events, webhook_endpoints RESTART IDENTITY")
+    for name in ("a", "b"):
+        await conn.execute(
+            "INSERT INTO webhook_endpoints (url, event_types, active, secret, created_at, "
+            "updated_at) VALUES ($1, '[\"*\"]', true, $2, now(), now())",
+            f"http://127.0.0.1:{receiver_port}/{name}",
+            SECRET,
+        )
+    env = {
+        **os.environ,
+        "LOANAPI_DATABASE_URL": seed.sqlalchemy_url(DATABASE),
+        "LOANAPI_SECRET_KEY": "loanapi-bench-signing-key-not-for-production-0123456789",
+        "LOANAPI_LOG_LEVEL": "WARNING",
+        "LOANAPI_WEBHOOK_ALLOW_HTTP": "true",
+        "LOANAPI_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+    worker = subprocess.Popen([seed.loanapi_bin(), "worker"], env=env)
+    try:
+        await asyncio.sleep(4)  # started, connected, polling
+        backends = [
+            row["pid"]
+            for row in await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                DATABASE,
+            )
+        ]
+        before = cpu_seconds(worker.pid), sum(map(cpu_seconds, backends))
+        sent, began, per_tick = 0, time.monotonic(), max(rate // 20, 1)
+        while time.monotonic() - began < seconds:
+            now = datetime.datetime.now(datetime.UTC)
+            await conn.execute(PUBLISH, now, DATA, per_tick)
+            sent += per_tick
+            await asyncio.sleep(max(0.0, began + sent / rate - time.monotonic()))
+        while await conn.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'"
+        ):
+            await asyncio.sleep(0.1)
+        after = cpu_seconds(worker.pid), sum(map(cpu_seconds, backends))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(15)
+        await conn.close()
+    deliveries = 2 * sent
+    worker_us, backend_us = (1e6 * (b - a) / deliveries for a, b in zip(before, after, strict=True))
+    return f"{deliveries} deliveries: worker {worker_us:.1f} us each, its backends {backend_us:.1f}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rate", type=int, default=600, help="events per second (two deliveries each)"
+    )
+    parser.add_argument("--seconds", type=int, default=12)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    await scratch_database()
+    port = 18765
+    arrivals = BENCH / "results" / "tmp" / "delivery-cost-arrivals.jsonl"
+    arrivals.parent.mkdir(parents=True, exist_ok=True)
+    receiver = subprocess.Popen(
+        [sys.executable, str(BENCH / "receiver.py"), str(port), str(arrivals)],
+        stdout=subprocess.PIPE,
+    )
+    assert receiver.stdout is not None
+    receiver.stdout.readline()  # "ready"
+    try:
+        for _ in range(args.runs):
+            received = cpu_seconds(receiver.pid)
+            line = await run(args.rate, args.seconds, port)
+            deliveries = int(line.split()[0])
+            receiver_us = 1e6 * (cpu_seconds(receiver.pid) - received) / deliveries
+            print(f"{line}, the receiver {receiver_us:.1f}", flush=True)  # noqa: T201
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(15)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
