@@ -74,7 +74,7 @@ async def run(rate: int, seconds: int, receiver_port: int) -> str:
     env = {
         **os.environ,
         "LOANAPI_DATABASE_URL": seed.sqlalchemy_url(DATABASE),
-        "LOANAPI_SECRET_KEY": "loanapi-bench-signing-key-not-for-production-0123456789",
+        "LOANAPI_SECRET_KEY": "delivery-cost-scratch-key-not-for-production-0123456789",
         "LOANAPI_LOG_LEVEL": "WARNING",
         "LOANAPI_WEBHOOK_ALLOW_HTTP": "true",
         "LOANAPI_WEBHOOK_ALLOW_PRIVATE": "true",
