@@ -258,11 +258,15 @@ class Walk:
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
 
     def dates(self, text: str) -> str:
-        """The transcript's "today" and "tomorrow" are this run's."""
-        for days in (0, 1):
-            then = ORIGINAL_DAY + timedelta(days=days)
-            text = text.replace(then.isoformat(), (self.today + timedelta(days=days)).isoformat())
-        return text
+        """The transcript's "today" and "tomorrow" are this run's, both in one pass: the day
+        after the recording, its "tomorrow" is this run's "today", not to be moved again."""
+        moved = {
+            (ORIGINAL_DAY + timedelta(days=days)).isoformat(): (
+                self.today + timedelta(days=days)
+            ).isoformat()
+            for days in (0, 1)
+        }
+        return re.sub("|".join(moved), lambda found: moved[found[0]], text)
 
     def user(self, original_id: Any) -> Any:
         if original_id == -1:
@@ -528,3 +532,15 @@ async def test_the_original_transcript_replays(make_app: Any, database: Any, dou
         f"{passed} of {len(steps)} steps answer as the original, {len(differing)} differ; "
         f"{len(problems)} problems:\n" + "\n".join(problems)
     )
+
+
+def test_the_transcripts_days_move_once():
+    """The day after the recording, the transcript's "tomorrow" is the run's "today": each date
+    moves once (the replay failed on 2026-12-01 when they moved one after the other)."""
+    day = timedelta(days=1)
+    walk = Walk(app=None, rates={}, today=ORIGINAL_DAY + day)
+    recorded = f"start={ORIGINAL_DAY.isoformat()}&end={(ORIGINAL_DAY + day).isoformat()}"
+    expected = (
+        f"start={(ORIGINAL_DAY + day).isoformat()}&end={(ORIGINAL_DAY + 2 * day).isoformat()}"
+    )
+    assert walk.dates(recorded) == expected
