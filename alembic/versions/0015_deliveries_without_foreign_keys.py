@@ -5,9 +5,10 @@ Revises: 0014
 Create Date: 2026-11-30
 
 A foreign key's check is a row trigger, and the outbox writes one delivery per endpoint in every
-change's transaction: the checks cost PostgreSQL more than the rows (webhooks/models.py). The
-references hold by construction instead: the outbox locks the endpoints it reads FOR KEY SHARE,
-deleting an endpoint deletes its deliveries, and events are never deleted.
+change's transaction: the checks cost PostgreSQL about as much as the rows (webhooks/models.py).
+The references hold by construction instead: a delivery is written by the statement that writes
+its event (events are never deleted), and deleting an endpoint deletes its deliveries, those of
+changes still in flight too (webhooks/service.remove).
 """
 
 from collections.abc import Sequence
