@@ -18,20 +18,17 @@ import argparse
 import asyncio
 import datetime
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import asyncpg
 import seed
+from load import HOST
+from run import BENCH, cpu_seconds, free_port, start_receiver, worker_env
 
-BENCH = Path(__file__).resolve().parent
 DATABASE = "loanapi_bench_delivery"
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a test secret: the receiver checks nothing
-TICK = os.sysconf("SC_CLK_TCK")
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # an endpoint's (the receiver checks nothing)
 # an event's data about the size of a loan's (the body of an `apply` delivery is ~1 KB)
 DATA = json.dumps({"loan": {"id": 1, "status": "requested", "notes": "x" * 600}, "version": 1})
 PUBLISH = """
@@ -45,11 +42,6 @@ SELECT w.id, e.id, 'pending', 0, $1, $1 FROM e, webhook_endpoints AS w
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 async def scratch_database() -> None:
     admin = await asyncpg.connect(seed.dsn("postgres"))
     try:
@@ -61,25 +53,18 @@ async def scratch_database() -> None:
     seed.migrate(DATABASE)
 
 
-async def run(rate: int, seconds: int, receiver_port: int) -> str:
+async def run(rate: int, seconds: int, receiver: subprocess.Popen[bytes], port: int) -> str:
+    """One run: its deliveries and their CPU, per delivery, by process."""
     conn = await asyncpg.connect(seed.dsn(DATABASE))
     await conn.execute("TRUNCATE webhook_deliveries, events, webhook_endpoints RESTART IDENTITY")
     for name in ("a", "b"):
         await conn.execute(
             "INSERT INTO webhook_endpoints (url, event_types, active, secret, created_at, "
             "updated_at) VALUES ($1, '[\"*\"]', true, $2, now(), now())",
-            f"http://127.0.0.1:{receiver_port}/{name}",
+            f"http://{HOST}:{port}/{name}",
             SECRET,
         )
-    env = {
-        **os.environ,
-        "LOANAPI_DATABASE_URL": seed.sqlalchemy_url(DATABASE),
-        "LOANAPI_SECRET_KEY": "delivery-cost-scratch-key-not-for-production-0123456789",
-        "LOANAPI_LOG_LEVEL": "WARNING",
-        "LOANAPI_WEBHOOK_ALLOW_HTTP": "true",
-        "LOANAPI_WEBHOOK_ALLOW_PRIVATE": "true",
-    }
-    worker = subprocess.Popen([seed.loanapi_bin(), "worker"], env=env)
+    worker = subprocess.Popen([seed.loanapi_bin(), "worker"], env=worker_env(DATABASE))
     try:
         await asyncio.sleep(4)  # started, connected, polling
         backends = [
@@ -89,7 +74,7 @@ async def run(rate: int, seconds: int, receiver_port: int) -> str:
                 DATABASE,
             )
         ]
-        before = cpu_seconds(worker.pid), sum(map(cpu_seconds, backends))
+        before = [cpu_seconds(pids) for pids in ([worker.pid], backends, [receiver.pid])]
         sent, began, per_tick = 0, time.monotonic(), max(rate // 20, 1)
         while time.monotonic() - began < seconds:
             now = datetime.datetime.now(datetime.UTC)
@@ -100,14 +85,19 @@ async def run(rate: int, seconds: int, receiver_port: int) -> str:
             "SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'"
         ):
             await asyncio.sleep(0.1)
-        after = cpu_seconds(worker.pid), sum(map(cpu_seconds, backends))
+        after = [cpu_seconds(pids) for pids in ([worker.pid], backends, [receiver.pid])]
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(15)
         await conn.close()
     deliveries = 2 * sent
-    worker_us, backend_us = (1e6 * (b - a) / deliveries for a, b in zip(before, after, strict=True))
-    return f"{deliveries} deliveries: worker {worker_us:.1f} us each, its backends {backend_us:.1f}"
+    worker_us, backend_us, receiver_us = (
+        1e6 * (b - a) / deliveries for a, b in zip(before, after, strict=True)
+    )
+    return (
+        f"{deliveries} deliveries: worker {worker_us:.1f} us each, its backends "
+        f"{backend_us:.1f}, the receiver {receiver_us:.1f}"
+    )
 
 
 async def main() -> None:
@@ -119,22 +109,11 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     await scratch_database()
-    port = 18765
-    arrivals = BENCH / "results" / "tmp" / "delivery-cost-arrivals.jsonl"
-    arrivals.parent.mkdir(parents=True, exist_ok=True)
-    receiver = subprocess.Popen(
-        [sys.executable, str(BENCH / "receiver.py"), str(port), str(arrivals)],
-        stdout=subprocess.PIPE,
-    )
-    assert receiver.stdout is not None
-    receiver.stdout.readline()  # "ready"
+    port = free_port()
+    receiver = start_receiver(port, BENCH / "results" / "tmp" / "delivery-cost-arrivals.jsonl")
     try:
         for _ in range(args.runs):
-            received = cpu_seconds(receiver.pid)
-            line = await run(args.rate, args.seconds, port)
-            deliveries = int(line.split()[0])
-            receiver_us = 1e6 * (cpu_seconds(receiver.pid) - received) / deliveries
-            print(f"{line}, the receiver {receiver_us:.1f}", flush=True)  # noqa: T201
+            print(await run(args.rate, args.seconds, receiver, port), flush=True)  # noqa: T201
     finally:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(15)

@@ -121,6 +121,33 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def start_receiver(port: int, arrivals: Path) -> subprocess.Popen[bytes]:
+    """bench/receiver.py on `port`, ready; it writes `arrivals` when stopped (SIGTERM)."""
+    arrivals.parent.mkdir(parents=True, exist_ok=True)
+    receiver = subprocess.Popen(
+        [sys.executable, str(BENCH / "receiver.py"), str(port), str(arrivals)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+    assert receiver.stdout is not None
+    receiver.stdout.readline()  # "ready"
+    return receiver
+
+
+def worker_env(database: str) -> dict[str, str]:
+    """A `loanapi worker`'s environment on `database`, delivering to a receiver here."""
+    return {
+        **os.environ,
+        "LOANAPI_DATABASE_URL": seed.sqlalchemy_url(database),
+        "LOANAPI_SECRET_KEY": SECRET,
+        "LOANAPI_LOG_LEVEL": "WARNING",
+        "LOANAPI_WEBHOOK_ALLOW_HTTP": "true",
+        "LOANAPI_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+
+
 def _die_with_parent() -> None:
     """In the child: get SIGTERM if the bench itself is killed (no server is ever orphaned)."""
     try:
@@ -1637,27 +1664,10 @@ class Bench:
         (bench/receiver.py); then each delivery's lag, from the event's `occurred_at` to its
         arrival at the receiver."""
         c, duration = 16, max(self.duration, SCALE_SECONDS)
-        TMP.mkdir(parents=True, exist_ok=True)
         arrivals_path = TMP / "receiver-arrivals.jsonl"
         receiver_port = free_port()
-        receiver = subprocess.Popen(
-            [sys.executable, str(BENCH / "receiver.py"), str(receiver_port), str(arrivals_path)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        assert receiver.stdout is not None
-        receiver.stdout.readline()  # "ready"
-        env = {
-            **os.environ,
-            "LOANAPI_DATABASE_URL": seed.sqlalchemy_url(self.db),
-            "LOANAPI_SECRET_KEY": SECRET,
-            "LOANAPI_LOG_LEVEL": "WARNING",
-            "LOANAPI_WEBHOOK_ALLOW_HTTP": "true",
-            "LOANAPI_WEBHOOK_ALLOW_PRIVATE": "true",
-        }
-        worker = Server("worker", [seed.loanapi_bin(), "worker"], env, 0)
+        receiver = start_receiver(receiver_port, arrivals_path)
+        worker = Server("worker", [seed.loanapi_bin(), "worker"], worker_env(self.db), 0)
         admin = self.tokens[1]
         result: dict[str, Any] = {"concurrency": c, "rounds": EVENTS_ROUNDS}
         with_events: list[tuple[int, int]] = []  # event ids written while endpoints were active
