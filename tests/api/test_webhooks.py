@@ -267,7 +267,7 @@ async def test_deleting_an_endpoint_held_back_too_long_is_503_and_changes_nothin
     here): then 503, and the endpoint and its deliveries are as they were."""
     if database.is_sqlite:
         pytest.skip("SQLite has one writer: the deletion waits for its busy timeout instead")
-    monkeypatch.setattr(service, "LOCK_WAIT", "200ms")
+    monkeypatch.setattr(service, "LOCK_WAIT_SECONDS", 0.2)
     endpoint = await add_endpoint(local, admin, receiver.url())
     edited = {"type": "loan.edited", "loan_id": None, "data": {}}
     async with local_app.state.sessions.write() as committed:

@@ -170,8 +170,8 @@ async def update_webhook(
     responses=problem_responses(
         404,
         notes={
-            503: "Changes writing deliveries held the removal back more than 5 s: nothing was "
-            "removed; retry after `Retry-After`."
+            503: "Changes writing deliveries held the removal back more than "
+            f"{webhooks.LOCK_WAIT_SECONDS} s: nothing was removed; retry after `Retry-After`."
         },
     ),
 )

@@ -26,7 +26,7 @@ from loanapi.webhooks.schemas import WebhookCreate, WebhookUpdate
 OLD_SECRET_VALID = timedelta(hours=24)
 # How long deleting an endpoint waits for the changes writing deliveries (milliseconds each);
 # longer, and it is answered 503 (try again) rather than hold the API's writes back.
-LOCK_WAIT = "5s"
+LOCK_WAIT_SECONDS = 5
 
 
 def new_secret() -> str:
@@ -143,7 +143,8 @@ async def remove(session: WriteSession, *, endpoint_id: int) -> None:
     its_deliveries = delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
     await session.execute(its_deliveries)
     if (await session.connection()).dialect.name == "postgresql":
-        await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))  # then 503
+        wait = f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"
+        await session.execute(text(wait))  # past it: 503, nothing removed
         await session.execute(text("LOCK TABLE webhook_deliveries IN SHARE MODE"))
         await session.execute(its_deliveries)
     await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id))
