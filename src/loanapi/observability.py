@@ -150,23 +150,17 @@ class Deliveries:
     def __init__(self, sessionmaker: Any) -> None:
         self.sessionmaker = sessionmaker
         self.by_status: dict[str, int] = {}
+        self.depth = 0
         self.oldest_seconds = 0.0
 
     async def refresh(self) -> None:
         from loanapi.clock import utcnow
-        from loanapi.webhooks.models import DeliveryStatus, WebhookDelivery
+        from loanapi.webhooks.service import queue_state
 
         async with self.sessionmaker() as session:
-            rows = await session.execute(
-                select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
-            )
-            self.by_status = {status.value: count for status, count in rows.all()}
-            oldest = await session.scalar(
-                select(func.min(WebhookDelivery.created_at)).where(
-                    WebhookDelivery.status == DeliveryStatus.pending
-                )
-            )
-        self.oldest_seconds = (utcnow() - oldest).total_seconds() if oldest else 0.0
+            state = await queue_state(session)
+        self.by_status, self.depth = state.by_status, state.depth
+        self.oldest_seconds = (utcnow() - state.oldest).total_seconds() if state.oldest else 0.0
 
     def collect(self) -> Any:
         from loanapi.webhooks.models import DeliveryStatus
@@ -179,12 +173,13 @@ class Deliveries:
         yield outcome
         yield GaugeMetricFamily(
             "loanapi_webhook_queue_depth",
-            "Deliveries waiting for an attempt (pending)",
-            value=self.by_status.get(DeliveryStatus.pending.value, 0),
+            "Deliveries waiting for an attempt: pending ones, and those of new events the worker "
+            "has yet to write",
+            value=self.depth,
         )
         yield GaugeMetricFamily(
             "loanapi_webhook_oldest_pending_seconds",
-            "Age of the oldest event with a delivery still pending",
+            "Age of the oldest event with a delivery still to make",
             value=self.oldest_seconds,
         )
 

@@ -207,6 +207,25 @@ def _current_txid_sqlite(element: current_txid, compiler: Any, **kw: Any) -> str
     return "0"
 
 
+class head_event_id(FunctionElement[Any]):  # noqa: N801
+    """With current_txid, the feed's head as this transaction sees it: every event of an older
+    transaction is at or before (current_txid, head_event_id), every later one after it. On
+    PostgreSQL 0 (the transaction's id does it); on SQLite the last event's id."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(head_event_id, "postgresql")
+def _head_event_id_postgresql(element: head_event_id, compiler: Any, **kw: Any) -> str:
+    return "0"
+
+
+@compiles(head_event_id, "sqlite")
+def _head_event_id_sqlite(element: head_event_id, compiler: Any, **kw: Any) -> str:
+    return "(SELECT coalesce(max(id), 0) FROM events)"
+
+
 class oldest_running_txid(FunctionElement[Any]):  # noqa: N801
     """Every transaction with a smaller id has ended (PostgreSQL's snapshot xmin); on SQLite,
     1, so every committed event (txid 0) is below it."""

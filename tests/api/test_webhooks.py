@@ -234,54 +234,57 @@ async def test_endpoint_lifecycle_and_its_secret_shown_once(local, admin, receiv
     assert_problem(await local.patch(path, json={}, headers=admin.headers), 404)
 
 
-async def test_deleting_an_endpoint_waits_for_a_change_writing_its_delivery(
+async def test_a_change_writes_its_event_and_the_worker_its_deliveries(
     local_app, local, admin, receiver
 ):
-    """Deliveries have no foreign keys (webhooks/models.py): deleting an endpoint while a
-    change's transaction has written a delivery for it waits for that transaction, and then
-    takes the delivery with it; the change's event stays."""
-    endpoint = await add_endpoint(local, admin, receiver.url())
-    change = local_app.state.sessions.write()
-    try:
-        event = {"type": "loan.edited", "loan_id": None, "data": {"open": 1}}
-        await outbox.publish(change, [event])
-        removal = asyncio.create_task(
-            local.delete(f"{V1}/admin/webhooks/{endpoint['id']}", headers=admin.headers)
-        )
-        await asyncio.sleep(0.3)
-        assert not removal.done()
+    """The change's transaction writes the event only; the worker's round writes one delivery
+    per endpoint of its types (here two of three) and moves each cursor past it."""
+    everything = await add_endpoint(local, admin, receiver.url("/all"))
+    edits = await add_endpoint(local, admin, receiver.url("/edits"), ["loan.edited"])
+    await add_endpoint(local, admin, receiver.url("/users"), ["user.disabled"])
+    async with local_app.state.sessions.write() as change:
+        await outbox.publish(change, [{"type": "loan.edited", "loan_id": None, "data": {}}])
         await change.commit()
+    async with local_app.state.sessions.read() as session:
+        assert await session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+    work = deliverer(local_app.state.sessions, local_app.state.settings)
+    assert await work.drain() == 2
+    assert [len(receiver.at(p)) for p in ("/all", "/edits", "/users")] == [1, 1, 0]
+    assert await work.drain() == 0  # the cursors moved: nothing is written twice
+    for endpoint in (everything, edits):
+        path = f"{V1}/admin/webhooks/{endpoint['id']}/deliveries"
+        [item] = (await local.get(path, headers=admin.headers)).json()["items"]
+        assert (item["status"], item["attempts"], item["event_type"]) == (
+            "delivered",
+            1,
+            "loan.edited",
+        )
+
+
+async def test_a_round_passes_over_an_endpoint_being_deleted(
+    local_app, local, admin, receiver, database
+):
+    """Deliveries have no foreign keys (webhooks/models.py): while an endpoint's deletion is
+    under way (its row locked, its deliveries deleted, not committed yet), a worker's round
+    writes none for it and does not wait; once committed, nothing of it is left."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer: the round waits for the deletion to commit")
+    endpoint = await add_endpoint(local, admin, receiver.url())
+    async with local_app.state.sessions.write() as change:
+        await outbox.publish(change, [{"type": "loan.edited", "loan_id": None, "data": {}}])
+        await change.commit()
+    removal = local_app.state.sessions.write()
+    try:
+        await service.remove(removal, endpoint_id=endpoint["id"])
+        work = deliverer(local_app.state.sessions, local_app.state.settings)
+        assert await asyncio.wait_for(work.drain(), timeout=5) == 0
+        await removal.commit()
     finally:
-        await change.close()
-    assert (await removal).status_code == 204
+        await removal.close()
     async with local_app.state.sessions.read() as session:
         left = select(func.count()).where(WebhookDelivery.endpoint_id == endpoint["id"])
         assert await session.scalar(left) == 0
-        assert await session.scalar(select(func.count()).select_from(Event)) == 1
-
-
-async def test_deleting_an_endpoint_held_back_too_long_is_503_and_changes_nothing(
-    local_app, local, admin, receiver, database, monkeypatch
-):
-    """Deleting waits for the changes writing deliveries only so long (a change held open
-    here): then 503, and the endpoint and its deliveries are as they were."""
-    if database.is_sqlite:
-        pytest.skip("SQLite has one writer: the deletion waits for its busy timeout instead")
-    monkeypatch.setattr(service, "LOCK_WAIT_SECONDS", 0.2)
-    endpoint = await add_endpoint(local, admin, receiver.url())
-    edited = {"type": "loan.edited", "loan_id": None, "data": {}}
-    async with local_app.state.sessions.write() as committed:
-        await outbox.publish(committed, [edited])
-        await committed.commit()
-    change = local_app.state.sessions.write()
-    try:
-        await outbox.publish(change, [edited])
-        path = f"{V1}/admin/webhooks/{endpoint['id']}"
-        assert_problem(await local.delete(path, headers=admin.headers), 503)
-    finally:
-        await change.close()
-    kept = (await local.get(f"{path}/deliveries", headers=admin.headers)).json()["items"]
-    assert [d["event_type"] for d in kept] == ["loan.edited"]  # the committed change's
+    assert receiver.received == []
 
 
 @pytest.mark.parametrize(
@@ -379,6 +382,29 @@ async def test_an_endpoint_gets_only_events_created_while_it_is_active(
     third = await local.post(f"{V1}/customer/loans", json=apply, headers=customer.headers)
     await deliverer(local_app.state.sessions, local_app.state.settings).drain()
     assert [r.event["data"]["loan"]["id"] for r in receiver.received] == [third.json()["id"]]
+
+
+async def test_a_paused_endpoint_still_gets_what_came_while_it_was_active(
+    local_app, local, customer, admin, receiver
+):
+    """Paused before the worker wrote its deliveries: the events from while it was active
+    still get theirs (waiting while it is paused), the paused moment's none."""
+    apply = {"loan_type": "personal_loan", "principal": "5000", "tenure_months": 12}
+    endpoint = await add_endpoint(local, admin, receiver.url())
+    path = f"{V1}/admin/webhooks/{endpoint['id']}"
+    first = await local.post(f"{V1}/customer/loans", json=apply, headers=customer.headers)
+    await local.patch(path, json={"active": False}, headers=admin.headers)
+    await local.post(f"{V1}/customer/loans", json=apply, headers=customer.headers)  # paused
+    work = deliverer(local_app.state.sessions, local_app.state.settings)
+    await work.drain()
+    [waiting] = (await local.get(f"{path}/deliveries", headers=admin.headers)).json()["items"]
+    assert (waiting["status"], waiting["attempts"]) == ("pending", 0)
+    assert receiver.received == []
+    await local.patch(path, json={"active": True}, headers=admin.headers)
+    third = await local.post(f"{V1}/customer/loans", json=apply, headers=customer.headers)
+    await work.drain()
+    got = [r.event["data"]["loan"]["id"] for r in receiver.received]
+    assert got == [first.json()["id"], third.json()["id"]]
 
 
 async def test_failures_are_retried_on_the_schedule_and_410_deactivates(
@@ -527,8 +553,9 @@ async def test_a_failed_round_is_tried_again_and_its_outcomes_kept(
     try:
         async with asyncio.timeout(10):
             while True:
-                [item] = (await local.get(deliveries, headers=admin.headers)).json()["items"]
-                if item["status"] == "delivered":
+                items = (await local.get(deliveries, headers=admin.headers)).json()["items"]
+                if items and items[0]["status"] == "delivered":
+                    [item] = items
                     break
                 await asyncio.sleep(0.02)
     finally:
@@ -542,14 +569,27 @@ async def test_a_failed_round_is_tried_again_and_its_outcomes_kept(
 
 
 async def test_queue_metrics(local_app, local, customer, admin, receiver):
+    """The queue's depth counts the deliveries the worker has yet to write (new events) and
+    the pending ones (a failed attempt waiting for its retry) alike."""
     receiver.behaviours["/hook"] = Behaviour(status=500)
     await add_endpoint(local, admin, receiver.url())
+    await add_endpoint(local, admin, receiver.url("/users"), ["user.disabled"])
     apply = {"loan_type": "personal_loan", "principal": "5000", "tenure_months": 12}
     await local.post(f"{V1}/customer/loans", json=apply, headers=customer.headers)
-    metrics = (await local.get("/metrics")).text
-    assert 'loanapi_webhook_deliveries{status="pending"} 1.0' in metrics
-    assert "loanapi_webhook_queue_depth 1.0" in metrics
-    assert "loanapi_webhook_oldest_pending_seconds" in metrics
+
+    def gauge(metrics, name):
+        [line] = [line for line in metrics.splitlines() if line.startswith(name + " ")]
+        return float(line.split()[1])
+
+    written_yet = (await local.get("/metrics")).text
+    assert 'loanapi_webhook_deliveries{status="pending"} 0.0' in written_yet
+    assert gauge(written_yet, "loanapi_webhook_queue_depth") == 1
+    assert gauge(written_yet, "loanapi_webhook_oldest_pending_seconds") > 0
+    await deliverer(local_app.state.sessions, local_app.state.settings).drain()
+    retrying = (await local.get("/metrics")).text
+    assert 'loanapi_webhook_deliveries{status="pending"} 1.0' in retrying
+    assert gauge(retrying, "loanapi_webhook_queue_depth") == 1
+    assert gauge(retrying, "loanapi_webhook_oldest_pending_seconds") > 0
     async with local_app.state.sessions.read() as session:
         assert await session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
 

@@ -167,13 +167,7 @@ async def update_webhook(
     "arrive); the events themselves stay in the feed (`GET /api/v1/admin/events`). To stop "
     "deliveries but keep the endpoint and its delivery log, set `active` to false with `PATCH` "
     "instead.",
-    responses=problem_responses(
-        404,
-        notes={
-            503: "Changes writing deliveries held the removal back more than "
-            f"{webhooks.LOCK_WAIT_SECONDS} s: nothing was removed; retry after `Retry-After`."
-        },
-    ),
+    responses=problem_responses(404),
 )
 async def delete_webhook(
     admin: AdminUser, session: WriteSessionDep, endpoint_id: EndpointId

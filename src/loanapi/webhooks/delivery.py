@@ -1,8 +1,9 @@
 """Webhook delivery: claim due deliveries, POST them signed, record what happened.
 
 The deliveries table is the queue. A worker claims a batch of due deliveries in one short
-transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so workers never take the same one) and sets
-a lease (`claimed_until`) on each; it then sends each one in its own task, outside any
+transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so workers never take the same one), and
+writes those of the feed's new events, the first ones already claimed (webhooks/queue.py); it
+sets a lease (`claimed_until`) on each; it then sends each one in its own task, outside any
 transaction (loanapi.webhooks.sender), and records the outcome in the next round's transaction,
 which claims again. A worker killed mid-attempt leaves the lease to run out, and any worker
 takes the delivery again: delivery is at least once.
@@ -136,6 +137,7 @@ class Deliverer:
     _tasks: set["asyncio.Task[None]"] = field(default_factory=set)
     _ended: list[Ended] = field(default_factory=list)
     _turn: int = 0
+    _behind: bool = False  # the last round left deliveries of the feed's events to write
     _queue: Queue = field(init=False)
 
     async def run(self) -> None:
@@ -150,7 +152,7 @@ class Deliverer:
                     except Exception:
                         log.exception("a webhook delivery round failed; trying again")
                         claimed = 0
-                    busy = claimed or self._tasks or self._ended
+                    busy = claimed or self._behind or self._tasks or self._ended
                     await asyncio.sleep(self.beat_seconds if busy else self.poll_seconds)
             finally:
                 for task in self._tasks:
@@ -163,7 +165,7 @@ class Deliverer:
             while True:
                 claimed = await self._round(client)
                 started += claimed
-                if not claimed:
+                if not claimed and not self._behind:
                     if not self._tasks:
                         break
                     # an endpoint at its share of attempts in flight: its next ones after these
@@ -197,6 +199,7 @@ class Deliverer:
         except BaseException:
             self._ended[:0] = ended  # recorded by the next round
             raise
+        self._behind = done.behind
         for endpoint_id in gone:
             log.warning("webhook endpoint %s answered 410 Gone: deactivated", endpoint_id)
         for claimed in done.claims:

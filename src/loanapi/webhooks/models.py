@@ -1,15 +1,16 @@
 """Integration events (the outbox), webhook endpoints and their deliveries.
 
-An event row is written in the same transaction as the change it reports, and so is one
-delivery row per active endpoint that asked for its type: the deliveries table is the queue the
-worker claims from (FOR UPDATE SKIP LOCKED), and the history `GET .../deliveries` shows.
+An event row is written in the same transaction as the change it reports. The worker then
+writes one delivery row per endpoint that asked for its type, following the feed from each
+endpoint's cursor (loanapi.webhooks.queue): the deliveries table is the queue the worker claims
+from (FOR UPDATE SKIP LOCKED), and the history `GET .../deliveries` shows.
 """
 
 import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text, text, tuple_
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loanapi.clock import utcnow
@@ -65,7 +66,14 @@ class Event(Base):
 
 class WebhookEndpoint(Base):
     """Where events go. `event_types` is a JSON list of types, or ["*"]; `previous_secret`
-    still signs deliveries until `previous_secret_until` (24 hours after a rotation)."""
+    still signs deliveries until `previous_secret_until` (24 hours after a rotation).
+
+    Its cursor in the feed, (`fanout_txid`, `fanout_id`), is the position (txid, id) through
+    which the worker has written its deliveries: set to the feed's head when the endpoint is
+    created or activated (no backfill), moved by the worker. Deactivated, it still gets the
+    events created while it was active: through `until`, the head when it was deactivated.
+    Activated again before the worker got there, it goes on from `resume` (the head then) once
+    it has (webhooks/service.change, webhooks/queue.py)."""
 
     __tablename__ = "webhook_endpoints"
 
@@ -79,6 +87,20 @@ class WebhookEndpoint(Base):
     previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    fanout_txid: Mapped[int] = mapped_column(BigInteger, default=0)
+    fanout_id: Mapped[int] = mapped_column(Integer, default=0)
+    until_txid: Mapped[int | None] = mapped_column(BigInteger)
+    until_id: Mapped[int | None] = mapped_column(Integer)
+    resume_txid: Mapped[int | None] = mapped_column(BigInteger)
+    resume_id: Mapped[int | None] = mapped_column(Integer)
+
+
+# An endpoint whose cursor has reached its `until`, or that has none: no events owed it while it
+# is inactive (for an active one, `until` is null).
+BACKLOG_WRITTEN = WebhookEndpoint.until_txid.is_(None) | (
+    tuple_(WebhookEndpoint.fanout_txid, WebhookEndpoint.fanout_id)
+    >= tuple_(WebhookEndpoint.until_txid, WebhookEndpoint.until_id)
+)
 
 
 class WebhookDelivery(Base):
@@ -87,12 +109,11 @@ class WebhookDelivery(Base):
     A worker claims a pending delivery by setting `claimed_until` (a lease); one killed
     mid-attempt leaves the lease to run out, and another worker takes the delivery again.
 
-    No foreign keys: their checks are row triggers, and they cost every change that writes an
-    event about as much as the rows themselves (PostgreSQL's CPU per event for its deliveries to
-    two endpoints: ~75-100 us with both keys, ~40-50 without; docs/PERFORMANCE.md). The
-    references hold by construction: the outbox writes a delivery in the statement that writes
-    its event (events are never deleted), and deleting an endpoint deletes its deliveries, the
-    ones of changes still in flight too (webhooks/service.remove)."""
+    No foreign keys: their checks are row triggers that cost as much as the rows themselves
+    (docs/PERFORMANCE.md). The references hold by construction: the worker writes a delivery
+    for an event it has just read (events are never deleted) and for an endpoint whose row it
+    holds locked, and deleting an endpoint locks that row before it deletes the deliveries and
+    the endpoint (webhooks/service.remove). `created_at` is its event's `occurred_at`."""
 
     __tablename__ = "webhook_deliveries"
 

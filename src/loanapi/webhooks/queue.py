@@ -4,7 +4,13 @@ transaction (loanapi.webhooks.delivery), on either engine.
 A round records the outcomes of the attempts that ended (an UPDATE each row, only if still
 pending), deactivates the endpoints that answered 410 Gone, reads the active endpoints, and
 claims the due deliveries of each, up to the room the worker gives it (a lease and one more
-attempt), with their events. `SqlQueue` runs these through SQLAlchemy Core (SQLite).
+attempt), with their events. Then it writes the deliveries of the events that arrived: it reads
+the feed after each endpoint's cursor (as `GET /admin/events` does, so no late commit is passed
+over: webhooks/feed.py), writes a delivery per event of the endpoint's types, the first ones
+already claimed (up to the room left), and moves the cursor, all in that transaction; the
+endpoint's row is locked meanwhile and a locked one passed over, so two workers never write the
+same deliveries. A change thus writes only its event, however many endpoints there are.
+`SqlQueue` runs these through SQLAlchemy Core (SQLite).
 `PgQueue` runs them on PostgreSQL straight on one asyncpg connection of its own: the outcomes in
 one UPDATE over arrays and the claims of every endpoint in one statement with their events, so
 the worker's rounds cost the database and the worker a few statements however many deliveries
@@ -17,11 +23,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy import Text, bindparam, cast, or_, select, update
+from sqlalchemy import Text, bindparam, cast, insert, or_, select, tuple_, update
 
 from loanapi.clock import utcnow
 from loanapi.db import Sessions, asyncpg_connect_args
+from loanapi.sql import current_txid, head_event_id
 from loanapi.webhooks.models import (
+    BACKLOG_WRITTEN,
     DeliveryStatus,
     Event,
     WebhookDelivery,
@@ -29,6 +37,9 @@ from loanapi.webhooks.models import (
     event_id,
 )
 from loanapi.webhooks.schemas import event_body
+
+# The feed's events an endpoint's deliveries are written for in one round, at most.
+FANOUT_BATCH = 1000
 
 Body = tuple[str, bytes]  # an event's public id, and its JSON as a delivery's body
 # The active endpoints' ids, oldest first -> (endpoint id, how many to claim) in turn.
@@ -51,11 +62,13 @@ class Record:
 class Round:
     """What a round claimed: each claim (id, endpoint_id, event_id, attempts), the active
     endpoints (id, url, secret, previous_secret, previous_secret_until) by id, the claimed
-    events' bodies by event id."""
+    events' bodies by event id; whether an endpoint's deliveries are behind the feed (a whole
+    batch read, or its cursor moved on to `resume`)."""
 
     claims: Sequence[Any]
     endpoints: dict[int, Any]
     bodies: dict[int, Body]
+    behind: bool = False  # deliveries of events already in the feed still to write (next round)
 
 
 class Queue(Protocol):
@@ -109,10 +122,53 @@ _CLAIM = (
 _EVENTS: Any = select(
     Event.id, Event.type, Event.occurred_at, cast(Event.data, Text).label("data")
 ).where(Event.id.in_(bindparam("ids", expanding=True)))
+_W = WebhookEndpoint
+# Deactivated, an endpoint still gets the events up to the feed's head (webhooks/models.py).
 _DEACTIVATE = (
-    update(WebhookEndpoint)
-    .where(WebhookEndpoint.id.in_(bindparam("ids", expanding=True)))
-    .values(active=False, updated_at=bindparam("now"))
+    update(_W)
+    .where(_W.id.in_(bindparam("ids", expanding=True)), _W.active.is_(True))
+    .values(
+        active=False,
+        updated_at=bindparam("now"),
+        until_txid=current_txid(),
+        until_id=head_event_id(),
+        resume_txid=None,
+        resume_id=None,
+    )
+)
+# The endpoints whose deliveries the feed's new events need: the active ones, and those
+# deactivated before their deliveries were written up to their `until`.
+_OWED: Any = select(
+    _W.id,
+    _W.event_types,
+    _W.fanout_txid,
+    _W.fanout_id,
+    _W.until_txid,
+    _W.until_id,
+    _W.resume_txid,
+    _W.resume_id,
+).where(_W.active.is_(True) | ~BACKLOG_WRITTEN)
+_AFTER = tuple_(Event.txid, Event.id) > tuple_(bindparam("after_txid"), bindparam("after_id"))
+_SCAN: Any = (
+    select(Event.id, Event.txid, Event.type, Event.occurred_at)
+    .where(_AFTER)
+    .order_by(Event.txid, Event.id)
+    .limit(FANOUT_BATCH)
+)
+_SCAN_UNTIL: Any = _SCAN.where(
+    tuple_(Event.txid, Event.id) <= tuple_(bindparam("until_txid"), bindparam("until_id"))
+)
+_ADD: Any = insert(_D).returning(_D.id, _D.endpoint_id, _D.event_id, _D.attempts, _D.claimed_until)
+_MOVE = (
+    update(_W)
+    .where(_W.id == bindparam("endpoint"))
+    .values(
+        {
+            name: bindparam(f"new_{name}")
+            for name in ("fanout_txid", "fanout_id", "until_txid", "until_id")
+            + ("resume_txid", "resume_id")
+        }
+    )
 )
 _RECORDED = ("status", "last_status_code", "last_error", "next_attempt_at", "delivered_at")
 _RECORD = (
@@ -137,23 +193,88 @@ class SqlQueue:
                 await connection.execute(_DEACTIVATE, {"ids": gone, "now": utcnow()})
             endpoints: dict[int, Any] = {}
             claims: list[Any] = []
+            behind = False
             if rooms is not None:
                 rows = (await connection.execute(_ACTIVE)).mappings()
                 endpoints = {row["id"]: row for row in rows}
                 now = utcnow()
-                for endpoint_id, room in rooms(list(endpoints)):
+                wanted = rooms(list(endpoints))
+                for endpoint_id, room in wanted:
                     params = {"endpoint": endpoint_id, "now": now, "lease": lease, "limit": room}
                     claims += (await connection.execute(_CLAIM, params)).mappings().all()
+                left = _left(wanted, claims)
+                for endpoint in (await connection.execute(_OWED)).mappings().all():
+                    added, more = await _fan_out(connection, endpoint, left, now, lease)
+                    claims += added
+                    behind = behind or more
             bodies: dict[int, Body] = {}
             if claims:
                 ids = sorted({claim["event_id"] for claim in claims})
                 rows = (await connection.execute(_EVENTS, {"ids": ids})).mappings()
                 bodies = {row["id"]: body(row) for row in rows}
             await session.commit()
-        return Round(claims, endpoints, bodies)
+        return Round(claims, endpoints, bodies, behind)
 
     async def close(self) -> None:
         pass
+
+
+def _left(wanted: list[tuple[int, int]], claims: Sequence[Any]) -> dict[int, int]:
+    """Each endpoint's room once its due deliveries are claimed."""
+    left = dict(wanted)
+    for claim in claims:
+        left[claim["endpoint_id"]] -= 1
+    return left
+
+
+async def _fan_out(
+    connection: Any, endpoint: Any, left: dict[int, int], now: datetime, lease: datetime
+) -> tuple[list[Any], bool]:
+    """The deliveries of the events after `endpoint`'s cursor (SQLite: one writer, so every
+    event is committed in id order); the first ones claimed. Returns those claims, and whether
+    it is still behind the feed."""
+    cursor = {"after_txid": endpoint["fanout_txid"], "after_id": endpoint["fanout_id"]}
+    until = endpoint["until_txid"], endpoint["until_id"]
+    if until[0] is None:
+        events = (await connection.execute(_SCAN, cursor)).all()
+    else:
+        bound = {"until_txid": until[0], "until_id": until[1]}
+        events = (await connection.execute(_SCAN_UNTIL, cursor | bound)).all()
+    types = endpoint["event_types"]
+    room = left.get(endpoint["id"], 0)
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        if "*" in types or event.type in types:
+            claimed = len(rows) < room
+            rows.append(
+                {
+                    "endpoint_id": endpoint["id"],
+                    "event_id": event.id,
+                    "status": DeliveryStatus.pending,
+                    "attempts": 1 if claimed else 0,
+                    "next_attempt_at": now,
+                    "claimed_until": lease if claimed else None,
+                    "created_at": event.occurred_at,
+                }
+            )
+    added = (await connection.execute(_ADD, rows)).mappings().all() if rows else []
+    names = ("fanout_txid", "fanout_id", "until_txid", "until_id", "resume_txid", "resume_id")
+    moved = {f"new_{name}": endpoint[name] for name in names}
+    behind = len(events) == FANOUT_BATCH
+    if behind or until[0] is None:
+        if events:
+            moved |= {"new_fanout_txid": events[-1].txid, "new_fanout_id": events[-1].id}
+    elif endpoint["resume_txid"] is None:
+        moved |= {"new_fanout_txid": until[0], "new_fanout_id": until[1]}  # all it is owed
+    else:  # and on from where it was activated again
+        resume = {
+            "new_fanout_txid": endpoint["resume_txid"],
+            "new_fanout_id": endpoint["resume_id"],
+        }
+        moved = dict.fromkeys(moved) | resume
+        behind = True
+    await connection.execute(_MOVE, moved | {"endpoint": endpoint["id"]})
+    return [claim for claim in added if claim["claimed_until"] is not None], behind
 
 
 def _bound(record: Record) -> dict[str, Any]:
@@ -180,7 +301,11 @@ FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6:
 WHERE d.id = r.id AND d.status NOT IN ('delivered', 'failed')
 """
 _PG_DEACTIVATE = """
-UPDATE webhook_endpoints SET active = false, updated_at = $2 WHERE id = ANY($1::int[])
+UPDATE webhook_endpoints
+SET active = false, updated_at = $2,
+    until_txid = CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT), until_id = 0,
+    resume_txid = NULL, resume_id = NULL
+WHERE id = ANY($1::int[]) AND active
 """
 _PG_ACTIVE = """
 SELECT id, url, secret, previous_secret, previous_secret_until
@@ -209,6 +334,85 @@ FROM claimed JOIN events ON events.id = claimed.event_id
 """
 
 
+# The deliveries of the feed's new events, per endpoint owed them (_OWED's), in one statement:
+# the events after its cursor that the feed would serve (of transactions older than every one
+# still running), at most $5; a delivery for each of its types, the first ones claimed up to its
+# room ($1, $2); the cursor moved to the last event read, or when fewer came, to the feed's
+# bound (capped by `until`): nothing at or before it can still appear; at `until`, on to
+# `resume` when it has one (webhooks/service.change). Returns the claims, and a row of nulls
+# when an endpoint is still behind the feed (a whole batch read, or moved on to `resume`).
+_PG_FAN_OUT = """
+WITH bound AS MATERIALIZED (
+    SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT) AS xmin
+), ep AS MATERIALIZED (
+    SELECT e.id, CAST(e.event_types AS TEXT) AS types, e.fanout_txid, e.fanout_id,
+        e.until_txid, e.until_id, e.resume_txid, e.resume_id, coalesce(r.room, 0) AS room
+    FROM webhook_endpoints AS e
+    LEFT JOIN unnest($1::int[], $2::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id
+    WHERE e.active
+        OR (e.until_txid IS NOT NULL AND (e.fanout_txid, e.fanout_id) < (e.until_txid, e.until_id))
+    FOR NO KEY UPDATE OF e SKIP LOCKED
+), scanned AS MATERIALIZED (
+    SELECT ep.id AS endpoint_id, ev.id AS event_id, ev.txid, ev.type, ev.occurred_at
+    FROM ep CROSS JOIN bound CROSS JOIN LATERAL (
+        SELECT id, txid, type, occurred_at FROM events
+        WHERE (txid, id) > (ep.fanout_txid, ep.fanout_id) AND txid < bound.xmin
+            AND (ep.until_txid IS NULL OR (txid, id) <= (ep.until_txid, ep.until_id))
+        ORDER BY txid, id
+        LIMIT $5
+    ) AS ev
+), wanted AS (
+    SELECT s.*, ep.room,
+        row_number() OVER (PARTITION BY s.endpoint_id ORDER BY s.txid, s.event_id) AS k
+    FROM scanned AS s JOIN ep ON ep.id = s.endpoint_id
+    WHERE ep.types LIKE '%"*"%' OR ep.types LIKE '%"' || s.type || '"%'
+), added AS (
+    INSERT INTO webhook_deliveries
+        (endpoint_id, event_id, status, attempts, next_attempt_at, claimed_until, created_at)
+    SELECT endpoint_id, event_id, 'pending', CASE WHEN k <= room THEN 1 ELSE 0 END, $3,
+        CASE WHEN k <= room THEN $4::timestamptz END, occurred_at
+    FROM wanted
+    ORDER BY endpoint_id, txid, event_id
+    RETURNING id, endpoint_id, event_id, attempts, claimed_until
+), last AS (
+    SELECT DISTINCT ON (endpoint_id) endpoint_id, txid, event_id,
+        count(*) OVER (PARTITION BY endpoint_id) AS n
+    FROM scanned
+    ORDER BY endpoint_id, txid DESC, event_id DESC
+), target AS (
+    SELECT ep.id, ep.fanout_txid, ep.fanout_id, ep.until_txid, ep.until_id, ep.resume_txid,
+        ep.resume_id,
+        CASE WHEN last.n = $5 THEN last.txid
+            WHEN (ep.until_txid, ep.until_id) < (bound.xmin, 0) THEN ep.until_txid
+            ELSE bound.xmin END AS txid,
+        CASE WHEN last.n = $5 THEN last.event_id
+            WHEN (ep.until_txid, ep.until_id) < (bound.xmin, 0) THEN ep.until_id
+            ELSE 0 END AS event_id
+    FROM ep CROSS JOIN bound LEFT JOIN last ON last.endpoint_id = ep.id
+), resumed AS (
+    SELECT *, resume_txid IS NOT NULL AND (txid, event_id) >= (until_txid, until_id) AS jump
+    FROM target
+), moved AS (
+    UPDATE webhook_endpoints AS e
+    SET fanout_txid = CASE WHEN t.jump THEN t.resume_txid ELSE t.txid END,
+        fanout_id = CASE WHEN t.jump THEN t.resume_id ELSE t.event_id END,
+        until_txid = CASE WHEN t.jump THEN NULL ELSE t.until_txid END,
+        until_id = CASE WHEN t.jump THEN NULL ELSE t.until_id END,
+        resume_txid = CASE WHEN t.jump THEN NULL ELSE t.resume_txid END,
+        resume_id = CASE WHEN t.jump THEN NULL ELSE t.resume_id END
+    FROM resumed AS t
+    WHERE e.id = t.id AND ((t.txid, t.event_id) > (t.fanout_txid, t.fanout_id) OR t.jump)
+)
+SELECT added.id, added.endpoint_id, added.event_id, added.attempts,
+    events.type, events.occurred_at, events.data::text AS data
+FROM added JOIN events ON events.id = added.event_id
+WHERE added.claimed_until IS NOT NULL
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL
+WHERE EXISTS (SELECT FROM resumed WHERE jump) OR EXISTS (SELECT FROM last WHERE n = $5)
+"""
+
+
 class PgQueue:
     """The rounds on one asyncpg connection, opened at the first round and again after one
     that failed with it closed."""
@@ -228,12 +432,21 @@ class PgQueue:
                 await connection.execute(_PG_DEACTIVATE, gone, utcnow())
             endpoints: dict[int, Any] = {}
             claims: list[Any] = []
+            behind = False
             if rooms is not None:
                 endpoints = {row["id"]: row for row in await connection.fetch(_PG_ACTIVE)}
                 wanted = rooms(list(endpoints))
+                now = utcnow()
                 if wanted:
                     ids, room = zip(*wanted, strict=True)
-                    claims = await connection.fetch(_PG_CLAIM, ids, room, utcnow(), lease)
+                    claims = await connection.fetch(_PG_CLAIM, ids, room, now, lease)
+                left = _left(wanted, claims)
+                rows = await connection.fetch(
+                    _PG_FAN_OUT, list(left), list(left.values()), now, lease, FANOUT_BATCH
+                )
+                added = [row for row in rows if row["id"] is not None]
+                claims += added
+                behind = len(added) < len(rows)
         # each claim carries its event: one body per event, for every endpoint it goes to
         events = {c["event_id"]: c for c in claims}
         bodies = {
@@ -242,7 +455,7 @@ class PgQueue:
             )
             for key, c in events.items()
         }
-        return Round(claims, endpoints, bodies)
+        return Round(claims, endpoints, bodies, behind)
 
     async def _open(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():

@@ -6,15 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import String, bindparam, case, cast, delete, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loanapi.clock import utcnow
 from loanapi.db import WriteSession, fetch
 from loanapi.errors import NotFound, Unprocessable
 from loanapi.pagination import PageParams, keyset
+from loanapi.sql import current_txid, head_event_id
 from loanapi.webhooks import urls
 from loanapi.webhooks.models import (
+    BACKLOG_WRITTEN,
     DeliveryStatus,
     Event,
     WebhookDelivery,
@@ -24,9 +26,6 @@ from loanapi.webhooks.models import (
 from loanapi.webhooks.schemas import WebhookCreate, WebhookUpdate
 
 OLD_SECRET_VALID = timedelta(hours=24)
-# How long deleting an endpoint waits for the changes writing deliveries (milliseconds each);
-# longer, and it is answered 503 (try again) rather than hold the API's writes back.
-LOCK_WAIT_SECONDS = 5
 
 
 def new_secret() -> str:
@@ -87,6 +86,8 @@ async def create(
         secret=new_secret(),
         created_at=now,
         updated_at=now,
+        fanout_txid=current_txid(),  # from the feed's head: no backfill
+        fanout_id=head_event_id(),
     )
     session.add(endpoint)
     await session.flush()
@@ -126,6 +127,8 @@ async def change(
         await _check_url(values["url"], policy)
     changed = {name: value for name, value in values.items() if getattr(endpoint, name) != value}
     if changed:
+        if "active" in changed:
+            await _move_cursor(session, endpoint_id, activated=changed["active"])
         for name, value in changed.items():
             setattr(endpoint, name, value)
         endpoint.updated_at = utcnow()
@@ -133,20 +136,40 @@ async def change(
     return _record(endpoint)
 
 
+_HEAD = (current_txid(), head_event_id())
+_W = WebhookEndpoint
+
+
+async def _move_cursor(session: WriteSession, endpoint_id: int, *, activated: bool) -> None:
+    """Deactivated: the worker still writes the deliveries of the events up to the feed's
+    head (`until`: created while it was active), none after. Activated: on from the head (no
+    backfill); if the worker has not reached `until` yet, from the head once it has (`resume`).
+    Deactivated again before that, the owed events run to the new head: the short pause's
+    events too (rather delivered than lost)."""
+    query = update(_W).where(_W.id == endpoint_id)
+    written = BACKLOG_WRITTEN
+    if activated:
+        query = query.values(
+            fanout_txid=case((written, _HEAD[0]), else_=_W.fanout_txid),
+            fanout_id=case((written, _HEAD[1]), else_=_W.fanout_id),
+            until_txid=case((written, None), else_=_W.until_txid),
+            until_id=case((written, None), else_=_W.until_id),
+            resume_txid=case((written, None), else_=_HEAD[0]),
+            resume_id=case((written, None), else_=_HEAD[1]),
+        )
+    else:
+        query = query.values(
+            until_txid=_HEAD[0], until_id=_HEAD[1], resume_txid=None, resume_id=None
+        )
+    await session.execute(query, execution_options={"synchronize_session": False})
+
+
 async def remove(session: WriteSession, *, endpoint_id: int) -> None:
-    """The endpoint and all its deliveries. They have no foreign key (webhooks/models.py), and
-    a change in flight may have read the endpoint and be writing one: so, once the many are
-    gone, the table is locked against writers (SHARE: this waits for the transactions writing
-    deliveries and holds new ones back until it commits) and the few they wrote go too. SQLite
-    has one writer: nothing is in flight."""
+    """The endpoint and all its deliveries. They have no foreign key (webhooks/models.py): the
+    worker writes deliveries only for endpoints whose rows it holds locked (and passes over
+    locked ones), so once this holds the endpoint's row, no delivery for it can appear."""
     await _endpoint(session, endpoint_id, lock=True)
-    its_deliveries = delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-    await session.execute(its_deliveries)
-    if (await session.connection()).dialect.name == "postgresql":
-        wait = f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"
-        await session.execute(text(wait))  # past it: 503, nothing removed
-        await session.execute(text("LOCK TABLE webhook_deliveries IN SHARE MODE"))
-        await session.execute(its_deliveries)
+    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id))
     await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id))
 
 
@@ -160,6 +183,44 @@ async def rotate_secret(session: WriteSession, *, endpoint_id: int) -> EndpointR
     endpoint.updated_at = now
     await session.flush()
     return _record(endpoint)
+
+
+# The events an endpoint is owed whose deliveries the worker has not written yet.
+_POSITION = tuple_(Event.txid, Event.id)
+_TYPES = cast(_W.event_types, String)
+_OWED: Any = (
+    select(func.count(), func.min(Event.occurred_at))
+    .select_from(_W)
+    .join(
+        Event,
+        (_POSITION > tuple_(_W.fanout_txid, _W.fanout_id))
+        & (_W.until_txid.is_(None) | (_POSITION <= tuple_(_W.until_txid, _W.until_id))),
+    )
+    .where(
+        _W.active.is_(True) | ~BACKLOG_WRITTEN,
+        _TYPES.like('%"*"%') | _TYPES.like(literal('%"') + Event.type + '"%'),
+    )
+)
+_PENDING_SINCE: Any = select(func.min(WebhookDelivery.created_at)).where(
+    WebhookDelivery.status == DeliveryStatus.pending
+)
+_BY_STATUS: Any = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    by_status: dict[str, int]  # deliveries
+    depth: int  # pending deliveries, and the deliveries of events not yet written
+    oldest: datetime | None  # the oldest event of those (a delivery's created_at is its event's)
+
+
+async def queue_state(session: AsyncSession) -> QueueState:
+    by_status = {status.value: count for status, count in (await session.execute(_BY_STATUS))}
+    owed, owed_since = (await session.execute(_OWED)).one()
+    pending_since = await session.scalar(_PENDING_SINCE)
+    since = [moment for moment in (owed_since, pending_since) if moment is not None]
+    depth = by_status.get(DeliveryStatus.pending.value, 0) + owed
+    return QueueState(by_status, depth, min(since) if since else None)
 
 
 _DELIVERY_COLUMNS = (
