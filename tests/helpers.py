@@ -1,6 +1,9 @@
-"""Assertions shared by the API tests."""
+"""Assertions and small steps shared by the API tests."""
 
 from typing import Any
+
+from loanapi.clock import utcnow
+from loanapi.webhooks.queue import queue
 
 PROBLEM_JSON = "application/problem+json"
 LOAN_KEYS = {
@@ -57,3 +60,13 @@ def assert_field_error(response: Any, *loc: str) -> dict[str, Any]:
     assert isinstance(body["errors"], list)
     assert list(loc) in [error["loc"][: len(loc)] for error in body["errors"]], body
     return body
+
+
+async def write_deliveries(sessions: Any) -> None:
+    """What a webhook worker's round does for the feed's new events, without attempting any:
+    their deliveries written, pending (no room given to claim them)."""
+    rounds = queue(sessions)
+    try:
+        await rounds.round([], [], lambda active: [], utcnow())
+    finally:
+        await rounds.close()

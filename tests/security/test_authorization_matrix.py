@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import PASSWORD, Caller, bearer, register
+from tests.helpers import write_deliveries
 from tests.security.support import (
     DOCS_ROUTES,
     assert_legacy_error,
@@ -292,6 +293,7 @@ class World:
     agent: Caller
     pending: Caller
     codec: Any
+    sessions: Any
     names: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def caller(self, role: str) -> Caller | None:
@@ -329,6 +331,7 @@ async def webhook_with_delivery(world: World) -> dict[str, int]:
     assert created.status_code == 201, created.text
     endpoint_id = created.json()["id"]
     await requested_loan(world.client, world.owner.headers, world.agent.headers)
+    await write_deliveries(world.sessions)
     listed = await world.client.get(
         f"/api/v1/admin/webhooks/{endpoint_id}/deliveries?limit=1", headers=admin
     )
@@ -358,7 +361,9 @@ async def build_world(
     # A pending agent cannot log in: a valid token is minted for them directly.
     token = app.state.codec.issue(user_id=pending_user["id"], role="agent")
     pending = Caller(pending_user["id"], "pending_p", bearer(token))
-    return World(client, admin, owner, other, agent, pending, app.state.codec)
+    return World(
+        client, admin, owner, other, agent, pending, app.state.codec, app.state.sessions
+    )
 
 
 async def prepare(world: World, method: str, template: str, role: str) -> Call:

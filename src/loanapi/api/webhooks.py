@@ -199,10 +199,12 @@ async def rotate_secret(
     response_model=DeliveryPage,
     operation_id="admin_list_webhook_deliveries",
     summary="An endpoint's deliveries, newest first",
-    description="One delivery per event the endpoint received: `pending` (next attempt at "
-    "`next_attempt_at`), `delivered` (a 2xx answer within 10 s) or `failed` (after 8 attempts, or "
-    "at once on 410 Gone). `attempts`, `last_status_code` and `last_error` describe the attempts "
-    "so far; `status` filters the list.",
+    description="One delivery per event the endpoint received, listed from when the worker takes "
+    "the event up (its first attempt, a moment after the change; events still to take up count in "
+    "the `loanapi_webhook_queue_depth` metric): `pending` (next attempt at `next_attempt_at`), "
+    "`delivered` (a 2xx answer within 10 s) or `failed` (after 8 attempts, or at once on 410 "
+    "Gone). `attempts`, `last_status_code` and `last_error` describe the attempts so far; "
+    "`status` filters the list.",
     responses=problem_responses(404),
 )
 async def list_deliveries(
