@@ -361,9 +361,7 @@ async def build_world(
     # A pending agent cannot log in: a valid token is minted for them directly.
     token = app.state.codec.issue(user_id=pending_user["id"], role="agent")
     pending = Caller(pending_user["id"], "pending_p", bearer(token))
-    return World(
-        client, admin, owner, other, agent, pending, app.state.codec, app.state.sessions
-    )
+    return World(client, admin, owner, other, agent, pending, app.state.codec, app.state.sessions)
 
 
 async def prepare(world: World, method: str, template: str, role: str) -> Call:

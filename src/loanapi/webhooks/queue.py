@@ -12,9 +12,10 @@ endpoint's row is locked meanwhile and a locked one passed over, so two workers 
 same deliveries. A change thus writes only its event, however many endpoints there are.
 `SqlQueue` runs these through SQLAlchemy Core (SQLite).
 `PgQueue` runs them on PostgreSQL straight on one asyncpg connection of its own: the outcomes in
-one UPDATE over arrays and the claims of every endpoint in one statement with their events, so
-the worker's rounds cost the database and the worker a few statements however many deliveries
-they carry (SQLAlchemy's execution layer cost the worker more CPU than the statements).
+one UPDATE over arrays, the claims of every endpoint in one statement with their events and the
+new deliveries of every endpoint in another, so the worker's rounds cost the database and the
+worker a few statements however many deliveries they carry (SQLAlchemy's execution layer cost
+the worker more CPU than the statements).
 """
 
 from collections.abc import Callable, Sequence
@@ -136,18 +137,13 @@ _DEACTIVATE = (
         resume_id=None,
     )
 )
+# An endpoint's place in the feed (webhooks/models.py), as _fan_out moves it.
+_CURSOR = ("fanout_txid", "fanout_id", "until_txid", "until_id", "resume_txid", "resume_id")
 # The endpoints whose deliveries the feed's new events need: the active ones, and those
 # deactivated before their deliveries were written up to their `until`.
-_OWED: Any = select(
-    _W.id,
-    _W.event_types,
-    _W.fanout_txid,
-    _W.fanout_id,
-    _W.until_txid,
-    _W.until_id,
-    _W.resume_txid,
-    _W.resume_id,
-).where(_W.active.is_(True) | ~BACKLOG_WRITTEN)
+_OWED: Any = select(_W.id, _W.event_types, *(getattr(_W, name) for name in _CURSOR)).where(
+    _W.active.is_(True) | ~BACKLOG_WRITTEN
+)
 _AFTER = tuple_(Event.txid, Event.id) > tuple_(bindparam("after_txid"), bindparam("after_id"))
 _SCAN: Any = (
     select(Event.id, Event.txid, Event.type, Event.occurred_at)
@@ -162,13 +158,7 @@ _ADD: Any = insert(_D).returning(_D.id, _D.endpoint_id, _D.event_id, _D.attempts
 _MOVE = (
     update(_W)
     .where(_W.id == bindparam("endpoint"))
-    .values(
-        {
-            name: bindparam(f"new_{name}")
-            for name in ("fanout_txid", "fanout_id", "until_txid", "until_id")
-            + ("resume_txid", "resume_id")
-        }
-    )
+    .values({name: bindparam(f"new_{name}") for name in _CURSOR})
 )
 _RECORDED = ("status", "last_status_code", "last_error", "next_attempt_at", "delivered_at")
 _RECORD = (
@@ -258,8 +248,7 @@ async def _fan_out(
                 }
             )
     added = (await connection.execute(_ADD, rows)).mappings().all() if rows else []
-    names = ("fanout_txid", "fanout_id", "until_txid", "until_id", "resume_txid", "resume_id")
-    moved = {f"new_{name}": endpoint[name] for name in names}
+    moved = {f"new_{name}": endpoint[name] for name in _CURSOR}
     behind = len(events) == FANOUT_BATCH
     if behind or until[0] is None:
         if events:
