@@ -1,5 +1,6 @@
 """Assertions and small steps shared by the API tests."""
 
+from datetime import timedelta
 from typing import Any
 
 from loanapi.clock import utcnow
@@ -64,9 +65,10 @@ def assert_field_error(response: Any, *loc: str) -> dict[str, Any]:
 
 async def write_deliveries(sessions: Any) -> None:
     """What a webhook worker's round does for the feed's new events, without attempting any:
-    their deliveries written, pending (no room given to claim them)."""
+    their deliveries written and claimed (room for 100 each), left to their lease."""
     rounds = queue(sessions)
     try:
-        await rounds.round([], [], lambda active: [], utcnow())
+        lease = utcnow() + timedelta(minutes=5)
+        await rounds.round([], [], lambda active: [(e, 100) for e in active], lease)
     finally:
         await rounds.close()

@@ -261,6 +261,59 @@ async def test_a_change_writes_its_event_and_the_worker_its_deliveries(
         )
 
 
+async def test_a_round_writes_only_the_deliveries_it_claims(local_app, local, admin, receiver):
+    """An endpoint with room for two of five new events: the round writes and claims two; the
+    other three wait in the feed, past its cursor, and the next round with room takes them."""
+    await add_endpoint(local, admin, receiver.url())
+    sessions = local_app.state.sessions
+    async with sessions.write() as change:
+        await outbox.publish(change, [{"type": "loan.edited", "loan_id": None, "data": {}}] * 5)
+        await change.commit()
+    rounds = delivery.queue(sessions)
+    lease = utcnow() + timedelta(minutes=1)
+
+    def room(size):
+        return lambda active: [(endpoint_id, size) for endpoint_id in active]
+
+    try:
+        first = await rounds.round([], [], room(2), lease)
+        assert (len(first.claims), first.behind) == (2, True)
+        async with sessions.read() as session:
+            assert await session.scalar(select(func.count()).select_from(WebhookDelivery)) == 2
+        rest = await rounds.round([], [], room(10), lease)
+        assert (len(rest.claims), rest.behind) == (3, False)
+        events = [claim["event_id"] for claim in [*first.claims, *rest.claims]]
+        assert events == sorted(set(events))  # each event once, in the feed's order
+        assert (await rounds.round([], [], room(10), lease)).claims == []
+    finally:
+        await rounds.close()
+
+
+async def test_an_endpoint_with_more_waiting_is_not_held_to_a_share_per_beat(
+    local_app, local, admin, receiver
+):
+    """Twenty events for an endpoint with a share of two attempts in flight and a beat of
+    30 s: a round comes as soon as half its share is free again, not a beat later."""
+    await add_endpoint(local, admin, receiver.url())
+    async with local_app.state.sessions.write() as change:
+        await outbox.publish(change, [{"type": "loan.edited", "loan_id": None, "data": {}}] * 20)
+        await change.commit()
+    work = Deliverer(
+        local_app.state.sessions,
+        local_app.state.settings,
+        per_endpoint=2,
+        beat_seconds=30,
+        poll_seconds=30,
+    )
+    worker = asyncio.create_task(work.run())
+    try:
+        await receiver.wait_for(20, "/hook", timeout=10)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+
 async def test_a_round_passes_over_an_endpoint_being_deleted(
     local_app, local, admin, receiver, database
 ):

@@ -15,10 +15,12 @@ endpoint.
 """
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
 import resource
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,7 +125,9 @@ class Deliverer:
     The worker works in rounds: one short transaction records the attempts that ended since
     the last round and claims what is due; the claimed attempts then run, each in its own task.
     While attempts are running or being claimed, a round comes every `beat_seconds` (a round
-    per ended attempt would cost more than the attempts); when idle, every `poll_seconds`.
+    per ended attempt would cost more than the attempts); when idle, every `poll_seconds`. An
+    endpoint that filled its share at its last claim has more waiting: the next round comes as
+    soon as half its share is free again, so its deliveries are not held to a share per beat.
     """
 
     sessions: Sessions
@@ -138,6 +142,9 @@ class Deliverer:
     _ended: list[Ended] = field(default_factory=list)
     _turn: int = 0
     _behind: bool = False  # the last round left deliveries of the feed's events to write
+    _hungry: set[int] = field(default_factory=set)  # endpoints that filled their share
+    _given: list[tuple[int, int]] = field(default_factory=list)  # the last round's rooms
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a hungry one has room again
     _queue: Queue = field(init=False)
 
     async def run(self) -> None:
@@ -153,7 +160,7 @@ class Deliverer:
                         log.exception("a webhook delivery round failed; trying again")
                         claimed = 0
                     busy = claimed or self._behind or self._tasks or self._ended
-                    await asyncio.sleep(self.beat_seconds if busy else self.poll_seconds)
+                    await self._pause(self.beat_seconds if busy else self.poll_seconds)
             finally:
                 for task in self._tasks:
                     task.cancel()
@@ -172,6 +179,12 @@ class Deliverer:
                     await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
             await self._round(client, claim=False)
         return started
+
+    async def _pause(self, seconds: float) -> None:
+        """Until the next round: `seconds`, or less when a hungry endpoint has room again."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     @contextlib.asynccontextmanager
     async def _client(self) -> Any:
@@ -194,12 +207,14 @@ class Deliverer:
         records = [next_state(c["id"], c["attempts"], outcome, at) for c, outcome, at in ended]
         gone = sorted({c["endpoint_id"] for c, outcome, _ in ended if outcome.status_code == 410})
         rooms = functools.partial(self._rooms, free) if free else None
+        self._given = []
         try:
             done = await self._queue.round(records, gone, rooms, utcnow() + self.lease)
         except BaseException:
             self._ended[:0] = ended  # recorded by the next round
             raise
         self._behind = done.behind
+        self._note_hunger(done.claims, gone)
         for endpoint_id in gone:
             log.warning("webhook endpoint %s answered 410 Gone: deactivated", endpoint_id)
         for claimed in done.claims:
@@ -210,6 +225,17 @@ class Deliverer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(done.claims)
+
+    def _note_hunger(self, claims: Sequence[Any], gone: list[int]) -> None:
+        """The endpoints given room in this round that filled it have more waiting (hungry);
+        those that did not, and those gone or no longer active, have not."""
+        taken = collections.Counter(claim["endpoint_id"] for claim in claims)
+        for endpoint_id, room in self._given:
+            if taken[endpoint_id] >= room:
+                self._hungry.add(endpoint_id)
+            else:
+                self._hungry.discard(endpoint_id)
+        self._hungry.difference_update(gone)
 
     def _rooms(self, free: int, active: list[int]) -> list[tuple[int, int]]:
         """How many due deliveries to claim for each active endpoint: up to its free share of
@@ -224,6 +250,8 @@ class Deliverer:
             if room > 0:
                 rooms.append((endpoint_id, room))
                 free -= room
+        self._hungry.intersection_update(active)
+        self._given = rooms
         return rooms
 
     async def _attempt(self, client: Sender, claim: Any, endpoint: Any, event: Body) -> None:
@@ -233,8 +261,11 @@ class Deliverer:
             self._ended.append((claim, outcome, utcnow()))
         finally:
             self._in_flight[endpoint_id] -= 1
-            if not self._in_flight[endpoint_id]:
+            left = self._in_flight[endpoint_id]
+            if not left:
                 del self._in_flight[endpoint_id]
+            if endpoint_id in self._hungry and left <= self.per_endpoint // 2:
+                self._wake.set()
 
     async def _send(self, client: Sender, endpoint: Any, event: Body) -> Outcome:
         public_id, body = event

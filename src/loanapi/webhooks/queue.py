@@ -6,10 +6,12 @@ pending), deactivates the endpoints that answered 410 Gone, reads the active end
 claims the due deliveries of each, up to the room the worker gives it (a lease and one more
 attempt), with their events. Then it writes the deliveries of the events that arrived: it reads
 the feed after each endpoint's cursor (as `GET /admin/events` does, so no late commit is passed
-over: webhooks/feed.py), writes a delivery per event of the endpoint's types, the first ones
-already claimed (up to the room left), and moves the cursor, all in that transaction; the
-endpoint's row is locked meanwhile and a locked one passed over, so two workers never write the
-same deliveries. A change thus writes only its event, however many endpoints there are.
+over: webhooks/feed.py), writes a delivery per event of the endpoint's types, already claimed,
+up to the room left, and moves the cursor past the last one written, all in that transaction:
+what does not fit waits in the feed for a later round, so a delivery is written once, when it is
+first attempted (an inactive endpoint's, owed from while it was active, are written pending).
+The endpoint's row is locked meanwhile and a locked one passed over, so two workers never write
+the same deliveries. A change thus writes only its event, however many endpoints there are.
 `SqlQueue` runs these through SQLAlchemy Core (SQLite).
 `PgQueue` runs them on PostgreSQL straight on one asyncpg connection of its own: the outcomes in
 one UPDATE over arrays, the claims of every endpoint in one statement with their events and the
@@ -141,9 +143,9 @@ _DEACTIVATE = (
 _CURSOR = ("fanout_txid", "fanout_id", "until_txid", "until_id", "resume_txid", "resume_id")
 # The endpoints whose deliveries the feed's new events need: the active ones, and those
 # deactivated before their deliveries were written up to their `until`.
-_OWED: Any = select(_W.id, _W.event_types, *(getattr(_W, name) for name in _CURSOR)).where(
-    _W.active.is_(True) | ~BACKLOG_WRITTEN
-)
+_OWED: Any = select(
+    _W.id, _W.active, _W.event_types, *(getattr(_W, name) for name in _CURSOR)
+).where(_W.active.is_(True) | ~BACKLOG_WRITTEN)
 _AFTER = tuple_(Event.txid, Event.id) > tuple_(bindparam("after_txid"), bindparam("after_id"))
 _SCAN: Any = (
     select(Event.id, Event.txid, Event.type, Event.occurred_at)
@@ -221,8 +223,11 @@ async def _fan_out(
     connection: Any, endpoint: Any, left: dict[int, int], now: datetime, lease: datetime
 ) -> tuple[list[Any], bool]:
     """The deliveries of the events after `endpoint`'s cursor (SQLite: one writer, so every
-    event is committed in id order); the first ones claimed. Returns those claims, and whether
-    it is still behind the feed."""
+    event is committed in id order): an active endpoint's claimed, as many as its room; an
+    inactive one's pending. Returns the claims, and whether it is still behind the feed."""
+    room = left.get(endpoint["id"], 0)
+    if endpoint["active"] and room <= 0:
+        return [], False  # nothing it could take now: its events wait in the feed
     cursor = {"after_txid": endpoint["fanout_txid"], "after_id": endpoint["fanout_id"]}
     until = endpoint["until_txid"], endpoint["until_id"]
     if until[0] is None:
@@ -231,28 +236,31 @@ async def _fan_out(
         bound = {"until_txid": until[0], "until_id": until[1]}
         events = (await connection.execute(_SCAN_UNTIL, cursor | bound)).all()
     types = endpoint["event_types"]
-    room = left.get(endpoint["id"], 0)
-    rows: list[dict[str, Any]] = []
-    for event in events:
-        if "*" in types or event.type in types:
-            claimed = len(rows) < room
-            rows.append(
-                {
-                    "endpoint_id": endpoint["id"],
-                    "event_id": event.id,
-                    "status": DeliveryStatus.pending,
-                    "attempts": 1 if claimed else 0,
-                    "next_attempt_at": now,
-                    "claimed_until": lease if claimed else None,
-                    "created_at": event.occurred_at,
-                }
-            )
+    wanted = [event for event in events if "*" in types or event.type in types]
+    stop = None  # the last event written when its room filled before the feed's end
+    if endpoint["active"] and len(wanted) > room:
+        wanted = wanted[:room]
+        stop = wanted[-1]
+    claimed = endpoint["active"]
+    rows = [
+        {
+            "endpoint_id": endpoint["id"],
+            "event_id": event.id,
+            "status": DeliveryStatus.pending,
+            "attempts": 1 if claimed else 0,
+            "next_attempt_at": now,
+            "claimed_until": lease if claimed else None,
+            "created_at": event.occurred_at,
+        }
+        for event in wanted
+    ]
     added = (await connection.execute(_ADD, rows)).mappings().all() if rows else []
     moved = {f"new_{name}": endpoint[name] for name in _CURSOR}
-    behind = len(events) == FANOUT_BATCH
+    behind = stop is not None or len(events) == FANOUT_BATCH
     if behind or until[0] is None:
-        if events:
-            moved |= {"new_fanout_txid": events[-1].txid, "new_fanout_id": events[-1].id}
+        last = stop or (events[-1] if events else None)
+        if last is not None:
+            moved |= {"new_fanout_txid": last.txid, "new_fanout_id": last.id}
     elif endpoint["resume_txid"] is None:
         moved |= {"new_fanout_txid": until[0], "new_fanout_id": until[1]}  # all it is owed
     else:  # and on from where it was activated again
@@ -323,23 +331,25 @@ FROM claimed JOIN events ON events.id = claimed.event_id
 """
 
 
-# The deliveries of the feed's new events, per endpoint owed them (_OWED's), in one statement:
-# the events after its cursor that the feed would serve (of transactions older than every one
-# still running), at most $5; a delivery for each of its types, the first ones claimed up to its
-# room ($1, $2); the cursor moved to the last event read, or when fewer came, to the feed's
-# bound (capped by `until`): nothing at or before it can still appear; at `until`, on to
-# `resume` when it has one (webhooks/service.change). Returns the claims, and a row of nulls
-# when an endpoint is still behind the feed (a whole batch read, or moved on to `resume`).
+# The deliveries of the feed's new events, per endpoint owed them (_OWED's: an active one only
+# while it has room), in one statement: the events after its cursor that the feed would serve
+# (of transactions older than every one still running), at most $5; a delivery for each of its
+# types, claimed, as many as its room ($1, $2) (an inactive endpoint's all, pending); the cursor
+# moved to the last one written when its room filled, else to the last event read, or when
+# fewer came, to the feed's bound (capped by `until`): nothing at or before it can still
+# appear; at `until`, on to `resume` when it has one (webhooks/service.change). Returns the
+# claims, and a row of nulls when an endpoint is still behind the feed (its room filled, a
+# whole batch read, or moved on to `resume`).
 _PG_FAN_OUT = """
 WITH bound AS MATERIALIZED (
     SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT) AS xmin
 ), ep AS MATERIALIZED (
-    SELECT e.id, CAST(e.event_types AS TEXT) AS types, e.fanout_txid, e.fanout_id,
+    SELECT e.id, e.active, CAST(e.event_types AS TEXT) AS types, e.fanout_txid, e.fanout_id,
         e.until_txid, e.until_id, e.resume_txid, e.resume_id, coalesce(r.room, 0) AS room
     FROM webhook_endpoints AS e
     LEFT JOIN unnest($1::int[], $2::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id
-    WHERE e.active
-        OR (e.until_txid IS NOT NULL AND (e.fanout_txid, e.fanout_id) < (e.until_txid, e.until_id))
+    WHERE CASE WHEN e.active THEN r.room > 0 ELSE e.until_txid IS NOT NULL
+        AND (e.fanout_txid, e.fanout_id) < (e.until_txid, e.until_id) END
     FOR NO KEY UPDATE OF e SKIP LOCKED
 ), scanned AS MATERIALIZED (
     SELECT ep.id AS endpoint_id, ev.id AS event_id, ev.txid, ev.type, ev.occurred_at
@@ -351,18 +361,22 @@ WITH bound AS MATERIALIZED (
         LIMIT $5
     ) AS ev
 ), wanted AS (
-    SELECT s.*, ep.room,
-        row_number() OVER (PARTITION BY s.endpoint_id ORDER BY s.txid, s.event_id) AS k
+    SELECT s.*, ep.room, ep.active,
+        row_number() OVER (PARTITION BY s.endpoint_id ORDER BY s.txid, s.event_id) AS k,
+        count(*) OVER (PARTITION BY s.endpoint_id) AS m
     FROM scanned AS s JOIN ep ON ep.id = s.endpoint_id
     WHERE ep.types LIKE '%"*"%' OR ep.types LIKE '%"' || s.type || '"%'
 ), added AS (
     INSERT INTO webhook_deliveries
         (endpoint_id, event_id, status, attempts, next_attempt_at, claimed_until, created_at)
-    SELECT endpoint_id, event_id, 'pending', CASE WHEN k <= room THEN 1 ELSE 0 END, $3,
-        CASE WHEN k <= room THEN $4::timestamptz END, occurred_at
+    SELECT endpoint_id, event_id, 'pending', CASE WHEN active THEN 1 ELSE 0 END, $3,
+        CASE WHEN active THEN $4::timestamptz END, occurred_at
     FROM wanted
+    WHERE NOT active OR k <= room
     ORDER BY endpoint_id, txid, event_id
     RETURNING id, endpoint_id, event_id, attempts, claimed_until
+), stop AS (
+    SELECT endpoint_id, txid, event_id FROM wanted WHERE active AND k = room AND m > room
 ), last AS (
     SELECT DISTINCT ON (endpoint_id) endpoint_id, txid, event_id,
         count(*) OVER (PARTITION BY endpoint_id) AS n
@@ -371,13 +385,16 @@ WITH bound AS MATERIALIZED (
 ), target AS (
     SELECT ep.id, ep.fanout_txid, ep.fanout_id, ep.until_txid, ep.until_id, ep.resume_txid,
         ep.resume_id,
-        CASE WHEN last.n = $5 THEN last.txid
+        CASE WHEN stop.endpoint_id IS NOT NULL THEN stop.txid
+            WHEN last.n = $5 THEN last.txid
             WHEN (ep.until_txid, ep.until_id) < (bound.xmin, 0) THEN ep.until_txid
             ELSE bound.xmin END AS txid,
-        CASE WHEN last.n = $5 THEN last.event_id
+        CASE WHEN stop.endpoint_id IS NOT NULL THEN stop.event_id
+            WHEN last.n = $5 THEN last.event_id
             WHEN (ep.until_txid, ep.until_id) < (bound.xmin, 0) THEN ep.until_id
             ELSE 0 END AS event_id
     FROM ep CROSS JOIN bound LEFT JOIN last ON last.endpoint_id = ep.id
+        LEFT JOIN stop ON stop.endpoint_id = ep.id
 ), resumed AS (
     SELECT *, resume_txid IS NOT NULL AND (txid, event_id) >= (until_txid, until_id) AS jump
     FROM target
@@ -399,6 +416,7 @@ WHERE added.claimed_until IS NOT NULL
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL
 WHERE EXISTS (SELECT FROM resumed WHERE jump) OR EXISTS (SELECT FROM last WHERE n = $5)
+    OR EXISTS (SELECT FROM stop)
 """
 
 
