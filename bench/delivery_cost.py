@@ -9,9 +9,12 @@ delivers them to bench/receiver.py, and each process's CPU is read from /proc fr
 event until every delivery is made.
 
     .venv/bin/python bench/delivery_cost.py [--rate 600] [--seconds 12] [--runs 3]
+    .venv/bin/python bench/delivery_cost.py --backlog 20000
 
 Prints one line per run: microseconds of CPU per delivery of the worker, of its database
 backends (every connection of the scratch database but the feeder's) and of the receiver.
+With `--backlog N`, N events are written before the worker starts instead, and the line says
+how long it took to deliver them (a worker catching up after an outage).
 """
 
 import argparse
@@ -50,8 +53,11 @@ async def scratch_database() -> None:
     seed.migrate(DATABASE)
 
 
-async def run(rate: int, seconds: int, receiver: subprocess.Popen[bytes], port: int) -> str:
-    """One run: its deliveries and their CPU, per delivery, by process."""
+async def run(
+    rate: int, seconds: int, receiver: subprocess.Popen[bytes], port: int, backlog: int = 0
+) -> str:
+    """One run: its deliveries and their CPU, per delivery, by process; with a `backlog`, the
+    seconds its worker took to deliver that many events written before it started."""
     conn = await asyncpg.connect(seed.dsn(DATABASE))
     await conn.execute("TRUNCATE webhook_deliveries, events, webhook_endpoints RESTART IDENTITY")
     for name in ("a", "b"):
@@ -61,6 +67,10 @@ async def run(rate: int, seconds: int, receiver: subprocess.Popen[bytes], port: 
             f"http://{HOST}:{port}/{name}",
             SECRET,
         )
+    if backlog:
+        now = datetime.datetime.now(datetime.UTC)
+        await conn.execute(PUBLISH, now, DATA, backlog)
+        return await catch_up(conn, backlog)
     worker = subprocess.Popen([seed.loanapi_bin(), "worker"], env=worker_env(DATABASE))
     try:
         await asyncio.sleep(4)  # started, connected, polling
@@ -78,9 +88,7 @@ async def run(rate: int, seconds: int, receiver: subprocess.Popen[bytes], port: 
             await conn.execute(PUBLISH, now, DATA, per_tick)
             sent += per_tick
             await asyncio.sleep(max(0.0, began + sent / rate - time.monotonic()))
-        delivered = "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'"
-        while await conn.fetchval(delivered) < 2 * sent:
-            await asyncio.sleep(0.1)
+        await wait_for(conn, 2 * sent)
         after = [cpu_seconds(pids) for pids in ([worker.pid], backends, [receiver.pid])]
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -96,6 +104,28 @@ async def run(rate: int, seconds: int, receiver: subprocess.Popen[bytes], port: 
     )
 
 
+DELIVERED = "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'"
+
+
+async def wait_for(conn: asyncpg.Connection, deliveries: int) -> None:
+    while await conn.fetchval(DELIVERED) < deliveries:
+        await asyncio.sleep(0.1)
+
+
+async def catch_up(conn: asyncpg.Connection, events: int) -> str:
+    """A worker started on `events` waiting in the feed: seconds until all are delivered."""
+    began = time.monotonic()
+    worker = subprocess.Popen([seed.loanapi_bin(), "worker"], env=worker_env(DATABASE))
+    try:
+        await wait_for(conn, 2 * events)
+        took = time.monotonic() - began
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(15)
+        await conn.close()
+    return f"{2 * events} deliveries of a backlog: all made {took:.1f} s after the worker began"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -103,13 +133,15 @@ async def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=12)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backlog", type=int, default=0, help="events written before the worker")
     args = parser.parse_args()
     await scratch_database()
     port = free_port()
     receiver = start_receiver(port, BENCH / "results" / "tmp" / "delivery-cost-arrivals.jsonl")
     try:
         for _ in range(args.runs):
-            print(await run(args.rate, args.seconds, receiver, port), flush=True)  # noqa: T201
+            line = await run(args.rate, args.seconds, receiver, port, args.backlog)
+            print(line, flush=True)  # noqa: T201
     finally:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(15)
