@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from loanapi.clock import utcnow
 from loanapi.loans.models import EventAction
 from loanapi.orm import Base, UTCDateTime, checked_enum
+from loanapi.sql import current_txid, head_event_id
 
 # A loan event's type is its action's, under `loan.`; a new loan is `loan.applied`.
 _LOAN_TYPES = {EventAction.created: "loan.applied"}
@@ -101,6 +102,17 @@ BACKLOG_WRITTEN = WebhookEndpoint.until_txid.is_(None) | (
     tuple_(WebhookEndpoint.fanout_txid, WebhookEndpoint.fanout_id)
     >= tuple_(WebhookEndpoint.until_txid, WebhookEndpoint.until_id)
 )
+
+
+# Pausing an endpoint (PATCH, or its 410 Gone): the worker still writes the deliveries of the
+# events up to the feed's head as the pausing transaction sees it (`until`: created while it was
+# active), none after; a `resume` not reached yet is dropped (webhooks/service._move_cursor).
+PAUSED: dict[str, Any] = {
+    "until_txid": current_txid(),
+    "until_id": head_event_id(),
+    "resume_txid": None,
+    "resume_id": None,
+}
 
 
 class WebhookDelivery(Base):

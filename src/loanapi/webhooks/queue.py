@@ -30,9 +30,9 @@ from sqlalchemy import Text, bindparam, cast, insert, or_, select, tuple_, updat
 
 from loanapi.clock import utcnow
 from loanapi.db import Sessions, asyncpg_connect_args
-from loanapi.sql import current_txid, head_event_id
 from loanapi.webhooks.models import (
     BACKLOG_WRITTEN,
+    PAUSED,
     DeliveryStatus,
     Event,
     WebhookDelivery,
@@ -130,14 +130,7 @@ _W = WebhookEndpoint
 _DEACTIVATE = (
     update(_W)
     .where(_W.id.in_(bindparam("ids", expanding=True)), _W.active.is_(True))
-    .values(
-        active=False,
-        updated_at=bindparam("now"),
-        until_txid=current_txid(),
-        until_id=head_event_id(),
-        resume_txid=None,
-        resume_id=None,
-    )
+    .values(active=False, updated_at=bindparam("now"), **PAUSED)
 )
 # An endpoint's place in the feed (webhooks/models.py), as _fan_out moves it.
 _CURSOR = ("fanout_txid", "fanout_id", "until_txid", "until_id", "resume_txid", "resume_id")
@@ -297,6 +290,7 @@ FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6:
     AS r(id, status, last_status_code, last_error, next_attempt_at, delivered_at)
 WHERE d.id = r.id AND d.status NOT IN ('delivered', 'failed')
 """
+# models.PAUSED, as PostgreSQL compiles it
 _PG_DEACTIVATE = """
 UPDATE webhook_endpoints
 SET active = false, updated_at = $2,

@@ -17,6 +17,7 @@ from loanapi.sql import current_txid, head_event_id
 from loanapi.webhooks import urls
 from loanapi.webhooks.models import (
     BACKLOG_WRITTEN,
+    PAUSED,
     DeliveryStatus,
     Event,
     WebhookDelivery,
@@ -158,9 +159,7 @@ async def _move_cursor(session: WriteSession, endpoint_id: int, *, activated: bo
             resume_id=case((written, None), else_=_HEAD[1]),
         )
     else:
-        query = query.values(
-            until_txid=_HEAD[0], until_id=_HEAD[1], resume_txid=None, resume_id=None
-        )
+        query = query.values(PAUSED)
     await session.execute(query, execution_options={"synchronize_session": False})
 
 
@@ -185,10 +184,11 @@ async def rotate_secret(session: WriteSession, *, endpoint_id: int) -> EndpointR
     return _record(endpoint)
 
 
-# The events an endpoint is owed whose deliveries the worker has not written yet.
+# The events an endpoint is owed whose deliveries the worker has not written yet (those of an
+# active one wait in the feed while its share of attempts is full).
 _POSITION = tuple_(Event.txid, Event.id)
 _TYPES = cast(_W.event_types, String)
-_OWED: Any = (
+_UNWRITTEN: Any = (
     select(func.count(), func.min(Event.occurred_at))
     .select_from(_W)
     .join(
@@ -216,10 +216,10 @@ class QueueState:
 
 async def queue_state(session: AsyncSession) -> QueueState:
     by_status = {status.value: count for status, count in (await session.execute(_BY_STATUS))}
-    owed, owed_since = (await session.execute(_OWED)).one()
+    unwritten, unwritten_since = (await session.execute(_UNWRITTEN)).one()
     pending_since = await session.scalar(_PENDING_SINCE)
-    since = [moment for moment in (owed_since, pending_since) if moment is not None]
-    depth = by_status.get(DeliveryStatus.pending.value, 0) + owed
+    since = [moment for moment in (unwritten_since, pending_since) if moment is not None]
+    depth = by_status.get(DeliveryStatus.pending.value, 0) + unwritten
     return QueueState(by_status, depth, min(since) if since else None)
 
 
