@@ -200,8 +200,9 @@ async def rotate_secret(
     operation_id="admin_list_webhook_deliveries",
     summary="An endpoint's deliveries, newest first",
     description="One delivery per event the endpoint received, listed from when the worker takes "
-    "the event up (its first attempt, a moment after the change; events still to take up count in "
-    "the `loanapi_webhook_queue_depth` metric): `pending` (next attempt at `next_attempt_at`), "
+    "the event up (its first attempt, a moment after the change, or later while the endpoint has "
+    "its share of attempts in flight; events still to take up count in the "
+    "`loanapi_webhook_queue_depth` metric): `pending` (next attempt at `next_attempt_at`), "
     "`delivered` (a 2xx answer within 10 s) or `failed` (after 8 attempts, or at once on 410 "
     "Gone). `attempts`, `last_status_code` and `last_error` describe the attempts so far; "
     "`status` filters the list.",
