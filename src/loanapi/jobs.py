@@ -110,7 +110,12 @@ async def run_in_process(sessions: Sessions, settings: Settings) -> None:
 
 def deliverer(sessions: Sessions, settings: Settings) -> Deliverer:
     """Webhook deliveries (loanapi.webhooks.delivery), as the worker and `serve` run them."""
-    return Deliverer(sessions, settings, lease=timedelta(seconds=settings.webhook_lease_seconds))
+    return Deliverer(
+        sessions,
+        settings,
+        per_endpoint=settings.webhook_endpoint_concurrency,
+        lease=timedelta(seconds=settings.webhook_lease_seconds),
+    )
 
 
 # --- the worker, on PostgreSQL -----------------------------------------------------------------

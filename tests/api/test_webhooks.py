@@ -573,6 +573,26 @@ async def test_a_slow_endpoint_does_not_hold_up_a_fast_one(
             await worker
 
 
+async def test_the_setting_caps_the_attempts_in_flight_to_one_endpoint(make_app, admin, receiver):
+    """`webhook_endpoint_concurrency` is the worker's share per endpoint: with 2, a slow
+    endpoint with five events waiting has two attempts open, no more."""
+    app = await make_app(webhook_endpoint_concurrency=2, **LOCAL)
+    receiver.behaviours["/hook"] = Behaviour(delay=30)
+    async with client_for(app) as client:
+        await add_endpoint(client, admin, receiver.url())
+        async with app.state.sessions.write() as change:
+            await outbox.publish(change, [{"type": "loan.edited", "loan_id": None, "data": {}}] * 5)
+            await change.commit()
+        worker = asyncio.create_task(deliverer(app.state.sessions, app.state.settings).run())
+        try:
+            await asyncio.sleep(1.5)
+            assert receiver.started == 2
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+
 async def test_a_failed_round_is_tried_again_and_its_outcomes_kept(
     local_app, local, customer, admin, receiver, monkeypatch, caplog
 ):
