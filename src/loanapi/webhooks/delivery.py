@@ -2,14 +2,15 @@
 
 The deliveries table is the queue. A worker claims a batch of due deliveries in one short
 transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so workers never take the same one), and
-writes those of the feed's new events, the first ones already claimed (webhooks/queue.py); it
-sets a lease (`claimed_until`) on each; it then sends each one in its own task, outside any
-transaction (loanapi.webhooks.sender), and records the outcome in the next round's transaction,
-which claims again. A worker killed mid-attempt leaves the lease to run out, and any worker
+writes those of the feed's new events that it claims too, as many as there is room for
+(webhooks/queue.py); it sets a lease (`claimed_until`) on each; it then sends each one in its
+own task, outside any transaction (loanapi.webhooks.sender), and records the outcome in the
+next round's transaction, which claims again. A worker killed mid-attempt leaves the lease to run out, and any worker
 takes the delivery again: delivery is at least once.
 
-Each endpoint has at most `per_endpoint` attempts in flight per worker, so a slow or dead
-endpoint (10 s timeout per attempt) holds only its own slots; the others, and the API, go on.
+Each endpoint has at most `per_endpoint` attempts in flight per worker
+(`LOANAPI_WEBHOOK_ENDPOINT_CONCURRENCY`), so a slow or dead endpoint (10 s timeout per attempt)
+holds only its own slots; the others, and the API, go on.
 Failures are retried on EVENTS.md's schedule, then marked `failed`; 410 Gone deactivates the
 endpoint.
 """
