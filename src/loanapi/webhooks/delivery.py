@@ -3,10 +3,10 @@
 The deliveries table is the queue. A worker claims a batch of due deliveries in one short
 transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so workers never take the same one), and
 writes those of the feed's new events that it claims too, as many as there is room for
-(webhooks/queue.py); it sets a lease (`claimed_until`) on each; it then sends each one in its
-own task, outside any transaction (loanapi.webhooks.sender), and records the outcome in the
-next round's transaction, which claims again. A worker killed mid-attempt leaves the lease to run out, and any worker
-takes the delivery again: delivery is at least once.
+(webhooks/queue.py); it sets a lease (`claimed_until`) on each; it then sends each one in
+its own task, outside any transaction (loanapi.webhooks.sender), and records the outcome in
+the next round's transaction, which claims again. A worker killed mid-attempt leaves the
+lease to run out, and any worker takes the delivery again: delivery is at least once.
 
 Each endpoint has at most `per_endpoint` attempts in flight per worker
 (`LOANAPI_WEBHOOK_ENDPOINT_CONCURRENCY`), so a slow or dead endpoint (10 s timeout per attempt)
@@ -134,7 +134,8 @@ class Deliverer:
     sessions: Sessions
     settings: Settings
     concurrency: int = 1024  # attempts in flight in this worker (each a coroutine, a socket)
-    per_endpoint: int = 64  # of which for one endpoint (a slow one holds only these: 1/16)
+    # of which for one endpoint (a slow one holds only these: 1/16 by default)
+    per_endpoint: int = Settings.model_fields["webhook_endpoint_concurrency"].default
     poll_seconds: float = 0.2
     beat_seconds: float = 0.06
     lease: timedelta = timedelta(seconds=60)
