@@ -74,7 +74,7 @@ class WebhookEndpoint(Base):
     created or activated (no backfill), moved by the worker. Deactivated, it still gets the
     events created while it was active: through `until`, the head when it was deactivated.
     Activated again before the worker got there, it goes on from `resume` (the head then) once
-    it has (webhooks/service.change, webhooks/queue.py)."""
+    it has (webhooks/service._move_cursor, webhooks/queue.py)."""
 
     __tablename__ = "webhook_endpoints"
 
@@ -104,12 +104,15 @@ BACKLOG_WRITTEN = WebhookEndpoint.until_txid.is_(None) | (
 )
 
 
+# The feed's head as the writing transaction sees it, (txid, id): every event of an older
+# transaction is at or before it, every later one after (loanapi.sql).
+FEED_HEAD = (current_txid(), head_event_id())
 # Pausing an endpoint (PATCH, or its 410 Gone): the worker still writes the deliveries of the
-# events up to the feed's head as the pausing transaction sees it (`until`: created while it was
-# active), none after; a `resume` not reached yet is dropped (webhooks/service._move_cursor).
+# events up to the head (`until`: created while it was active), none after; a `resume` not
+# reached yet is dropped (webhooks/service._move_cursor).
 PAUSED: dict[str, Any] = {
-    "until_txid": current_txid(),
-    "until_id": head_event_id(),
+    "until_txid": FEED_HEAD[0],
+    "until_id": FEED_HEAD[1],
     "resume_txid": None,
     "resume_id": None,
 }

@@ -248,23 +248,27 @@ async def _fan_out(
         for event in wanted
     ]
     added = (await connection.execute(_ADD, rows)).mappings().all() if rows else []
-    moved = {f"new_{name}": endpoint[name] for name in _CURSOR}
     behind = stop is not None or len(events) == FANOUT_BATCH
+    moved, jumped = _next_cursor(endpoint, stop or (events[-1] if events else None), behind)
+    await connection.execute(_MOVE, moved | {"endpoint": endpoint["id"]})
+    return [claim for claim in added if claim["claimed_until"] is not None], behind or jumped
+
+
+def _next_cursor(endpoint: Any, last: Any, behind: bool) -> tuple[dict[str, Any], bool]:
+    """`endpoint`'s cursor after a round wrote its deliveries through `last` (an event, or
+    None): there, while it is behind or has no `until`; else at `until`, all it is owed, or on
+    to `resume` when it was activated again (then True: the events after it are still to
+    read)."""
+    moved = {f"new_{name}": endpoint[name] for name in _CURSOR}
+    until = endpoint["until_txid"], endpoint["until_id"]
     if behind or until[0] is None:
-        last = stop or (events[-1] if events else None)
         if last is not None:
             moved |= {"new_fanout_txid": last.txid, "new_fanout_id": last.id}
-    elif endpoint["resume_txid"] is None:
-        moved |= {"new_fanout_txid": until[0], "new_fanout_id": until[1]}  # all it is owed
-    else:  # and on from where it was activated again
-        resume = {
-            "new_fanout_txid": endpoint["resume_txid"],
-            "new_fanout_id": endpoint["resume_id"],
-        }
-        moved = dict.fromkeys(moved) | resume
-        behind = True
-    await connection.execute(_MOVE, moved | {"endpoint": endpoint["id"]})
-    return [claim for claim in added if claim["claimed_until"] is not None], behind
+        return moved, False
+    if endpoint["resume_txid"] is None:
+        return moved | {"new_fanout_txid": until[0], "new_fanout_id": until[1]}, False
+    resume = {"new_fanout_txid": endpoint["resume_txid"], "new_fanout_id": endpoint["resume_id"]}
+    return dict.fromkeys(moved) | resume, True
 
 
 def _bound(record: Record) -> dict[str, Any]:
@@ -331,8 +335,8 @@ FROM claimed JOIN events ON events.id = claimed.event_id
 # types, claimed, as many as its room ($1, $2) (an inactive endpoint's all, pending); the cursor
 # moved to the last one written when its room filled, else to the last event read, or when
 # fewer came, to the feed's bound (capped by `until`): nothing at or before it can still
-# appear; at `until`, on to `resume` when it has one (webhooks/service.change). Returns the
-# claims, and a row of nulls when an endpoint is still behind the feed (its room filled, a
+# appear; at `until`, on to `resume` when it has one (webhooks/service._move_cursor). Returns
+# the claims, and a row of nulls when an endpoint is still behind the feed (its room filled, a
 # whole batch read, or moved on to `resume`).
 _PG_FAN_OUT = """
 WITH bound AS MATERIALIZED (

@@ -13,10 +13,10 @@ from loanapi.clock import utcnow
 from loanapi.db import WriteSession, fetch
 from loanapi.errors import NotFound, Unprocessable
 from loanapi.pagination import PageParams, keyset
-from loanapi.sql import current_txid, head_event_id
 from loanapi.webhooks import urls
 from loanapi.webhooks.models import (
     BACKLOG_WRITTEN,
+    FEED_HEAD,
     PAUSED,
     DeliveryStatus,
     Event,
@@ -87,8 +87,8 @@ async def create(
         secret=new_secret(),
         created_at=now,
         updated_at=now,
-        fanout_txid=current_txid(),  # from the feed's head: no backfill
-        fanout_id=head_event_id(),
+        fanout_txid=FEED_HEAD[0],  # from the feed's head: no backfill
+        fanout_id=FEED_HEAD[1],
     )
     session.add(endpoint)
     await session.flush()
@@ -137,7 +137,6 @@ async def change(
     return _record(endpoint)
 
 
-_HEAD = (current_txid(), head_event_id())
 _W = WebhookEndpoint
 
 
@@ -151,12 +150,12 @@ async def _move_cursor(session: WriteSession, endpoint_id: int, *, activated: bo
     written = BACKLOG_WRITTEN
     if activated:
         query = query.values(
-            fanout_txid=case((written, _HEAD[0]), else_=_W.fanout_txid),
-            fanout_id=case((written, _HEAD[1]), else_=_W.fanout_id),
+            fanout_txid=case((written, FEED_HEAD[0]), else_=_W.fanout_txid),
+            fanout_id=case((written, FEED_HEAD[1]), else_=_W.fanout_id),
             until_txid=case((written, None), else_=_W.until_txid),
             until_id=case((written, None), else_=_W.until_id),
-            resume_txid=case((written, None), else_=_HEAD[0]),
-            resume_id=case((written, None), else_=_HEAD[1]),
+            resume_txid=case((written, None), else_=FEED_HEAD[0]),
+            resume_id=case((written, None), else_=FEED_HEAD[1]),
         )
     else:
         query = query.values(PAUSED)
