@@ -168,3 +168,13 @@ def test_out_of_range_values_are_refused(field, value):
 
 def test_log_level_is_normalised():
     assert settings(log_level="debug").log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("share", [0, 257])
+def test_an_endpoint_never_holds_more_than_a_quarter_of_the_worker(share):
+    """EVENTS.md: a slow endpoint never slows the others; its share of the worker's 1,024
+    attempts in flight is capped."""
+    with pytest.raises(ValidationError) as info:
+        settings(webhook_endpoint_concurrency=share)
+    assert info.value.errors()[0]["loc"] == ("webhook_endpoint_concurrency",)
+    assert settings(webhook_endpoint_concurrency=256).webhook_endpoint_concurrency == 256

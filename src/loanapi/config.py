@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     # How long a worker holds a delivery it claimed; one killed mid-attempt frees it after this.
     webhook_lease_seconds: int = Field(default=60, ge=11, le=3600)
     # Attempts a worker has in flight to one endpoint at most (each its own connection): a slow
-    # or dead endpoint holds only these; lower it for receivers that take few connections.
-    webhook_endpoint_concurrency: int = Field(default=64, ge=1, le=1024)
+    # or dead endpoint holds only these, at most a quarter of the worker's 1,024 (EVENTS.md: it
+    # never slows the others); lower it for receivers that take few connections.
+    webhook_endpoint_concurrency: int = Field(default=64, ge=1, le=256)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
