@@ -769,27 +769,24 @@ async def max_integration_event(database: str) -> int:
         await conn.close()
 
 
-# Deliveries still to make: pending ones, and those of events past an active endpoint's cursor
-# in the feed (the worker writes them: loanapi.webhooks.queue).
-WAITING = """
-SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')
-    + (SELECT count(*) FROM webhook_endpoints AS e
-       JOIN events AS ev ON (ev.txid, ev.id) > (e.fanout_txid, e.fanout_id) WHERE e.active)
-"""
-
-
 async def wait_delivered(database: str, timeout: float) -> float:
-    """Seconds until no delivery is waiting (the worker caught up), at most `timeout`."""
+    """Seconds until no delivery is waiting (the worker caught up), at most `timeout`: loanapi's
+    own queue depth, as `loanapi_webhook_queue_depth` counts it (pending deliveries, and those
+    of events the worker has yet to write)."""
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from loanapi.webhooks.service import queue_state
+
     began = time.monotonic()
-    conn = await asyncpg.connect(seed.dsn(database))
+    engine = create_async_engine(seed.sqlalchemy_url(database), pool_size=1)
     try:
         while time.monotonic() - began < timeout:
-            pending = await conn.fetchval(WAITING)
-            if not pending:
-                break
+            async with AsyncSession(engine) as session:
+                if not (await queue_state(session)).depth:
+                    break
             await asyncio.sleep(0.2)
     finally:
-        await conn.close()
+        await engine.dispose()
     return round(time.monotonic() - began, 1)
 
 
